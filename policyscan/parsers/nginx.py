@@ -1,0 +1,116 @@
+"""nginx configuration through crossplane, from text already read and decoded.
+
+crossplane reads files by itself; here its lexer is fed the text policyscan read, so crossplane
+never opens a file (an ``include`` of ``/etc/nginx/...`` must not read the scanning host's
+configuration). Includes are resolved later, by the project view, inside the scanned root.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import crossplane
+import crossplane.lexer
+import crossplane.parser
+
+from policyscan.model import Artifact, Problem, Span
+
+MAX_DEPTH = 100
+
+
+@dataclass(slots=True)
+class Directive:
+    name: str
+    args: tuple[str, ...]
+    span: Span
+    path: str
+    block: list[Directive] | None = None
+
+    def find(self, name: str) -> list[Directive]:
+        return [d for d in self.block or () if d.name == name]
+
+
+@dataclass(slots=True)
+class NginxDocument:
+    artifact: Artifact
+    directives: list[Directive] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+_texts = threading.local()
+
+
+def _lex_from_text(filename: str) -> Iterator[tuple[str, int, bool]]:
+    text: str = _texts.by_name[filename]
+    tokens = crossplane.lexer._lex_file_object(io.StringIO(text))
+    yield from crossplane.lexer._balance_braces(tokens, filename)
+
+
+crossplane.parser.lex = _lex_from_text
+
+
+def _convert(stmts: list[dict[str, Any]], path: str, lines: list[str], depth: int) -> list[Directive]:
+    out = []
+    for stmt in stmts:
+        line = int(stmt.get("line") or 1)
+        width = len(lines[line - 1].rstrip()) + 1 if 0 < line <= len(lines) else 1
+        block = stmt.get("block")
+        out.append(
+            Directive(
+                stmt["directive"],
+                tuple(stmt.get("args", ())),
+                Span(line, 1, line, width),
+                path,
+                _convert(block, path, lines, depth + 1) if block is not None and depth < MAX_DEPTH else (
+                    [] if block is not None else None
+                ),
+            )
+        )
+    return out
+
+
+def _too_deep(text: str) -> int | None:
+    """Line where braces nest deeper than MAX_DEPTH: crossplane recurses once per level."""
+    depth = 0
+    line = 1
+    for char in text:
+        if char == "{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line
+        elif char == "}":
+            depth -= 1
+        elif char == "\n":
+            line += 1
+    return None
+
+
+def parse(artifact: Artifact, text: str) -> NginxDocument:
+    doc = NginxDocument(artifact)
+    deep = _too_deep(text)
+    if deep is not None:
+        doc.problems.append(
+            Problem(artifact.path, Span.line(deep), f"not scanned: blocks nested deeper than {MAX_DEPTH} levels",
+                    "too-complex")
+        )
+        return doc
+    name = artifact.path
+    _texts.by_name = {name: text}
+    try:
+        payload = crossplane.parse(name, single=True, check_ctx=False, check_args=False, catch_errors=True)
+    finally:
+        _texts.by_name = {}
+    lines = text.splitlines()
+    for error in payload.get("errors", ()):
+        line = error.get("line") or 1
+        message = str(error.get("error", "syntax error"))
+        # crossplane appends " in <file>:<line>"; the location is reported separately.
+        message = message.split(" in " + name)[0]
+        doc.problems.append(Problem(artifact.path, Span.line(int(line)), f"nginx syntax error: {message}"))
+    for config in payload.get("config", ()):
+        doc.directives.extend(_convert(config.get("parsed", []), artifact.path, lines, 0))
+    return doc

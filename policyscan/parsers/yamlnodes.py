@@ -1,0 +1,109 @@
+"""YAML nodes to located Values, with anchors, aliases and ``<<`` merge keys resolved.
+
+PyYAML's ``compose`` keeps every node's marks; its constructor would drop them. Resolution follows
+YAML 1.1 (what PyYAML implements): ``yes``/``on`` are booleans. The raw scalar text is kept too,
+because compose reads some scalars as strings (``5432:5432`` is a base-60 integer in YAML 1.1).
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from policyscan.model import Problem, Scalar, Span, Value
+
+try:  # The C loader is four times faster; pure Python is the fallback where libyaml is absent.
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+MAX_NODES = 250_000
+MAX_DEPTH = 200
+
+_BOOL = {"yes": True, "true": True, "on": True, "y": True, "no": False, "false": False, "off": False, "n": False}
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _span(node: yaml.Node) -> Span:
+    start, end = node.start_mark, node.end_mark
+    return Span(start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+
+def _scalar(node: yaml.ScalarNode) -> Scalar:
+    tag, text = node.tag, node.value
+    try:
+        if tag == "tag:yaml.org,2002:bool":
+            return _BOOL.get(text.lower(), text)
+        if tag == "tag:yaml.org,2002:null":
+            return None
+        if tag == "tag:yaml.org,2002:int":
+            cleaned = text.replace("_", "")
+            if ":" in cleaned:
+                return text  # base 60: keep the text, as compose would
+            try:
+                return int(cleaned, 0)
+            except ValueError:
+                return int(cleaned, 8)  # YAML 1.1 reads a leading 0 as octal
+        if tag == "tag:yaml.org,2002:float":
+            return float(text.replace("_", "")) if ":" not in text else text
+    except ValueError:
+        return text
+    return text
+
+
+class _Converter:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.count = 0
+
+    def convert(self, node: yaml.Node, depth: int = 0) -> Value:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _TooBig(f"document expands to more than {MAX_NODES} nodes (YAML aliases?)")
+        if depth > MAX_DEPTH:
+            raise _TooBig(f"nesting deeper than {MAX_DEPTH} levels")
+        span = _span(node)
+        if isinstance(node, yaml.ScalarNode):
+            return Value(_scalar(node), self.path, span, text=node.value)
+        if isinstance(node, yaml.SequenceNode):
+            return Value([self.convert(item, depth + 1) for item in node.value], self.path, span)
+        entries: dict[str, Value] = {}
+        merged: dict[str, Value] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for source in sources:
+                    if isinstance(source, yaml.MappingNode):
+                        for k, v in self.convert(source, depth + 1).items():
+                            merged.setdefault(k, v)
+                continue
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(_span(key_node))
+            value = self.convert(value_node, depth + 1)
+            value.key_span = _span(key_node)
+            entries[key] = value
+        for key, value in merged.items():
+            entries.setdefault(key, value)
+        return Value(entries, self.path, span)
+
+
+def load(path: str, text: str) -> tuple[Value | None, list[Problem]]:
+    """The first YAML document of ``text`` as a Value, or the problem that stopped it."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        col = mark.column + 1 if mark is not None else 1
+        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        return None, [Problem(path, Span(line, col, line, col + 1), f"YAML syntax error: {message}")]
+    except yaml.YAMLError as exc:
+        return None, [Problem(path, Span.line(1), f"YAML error: {exc}")]
+    if node is None:
+        return None, []
+    try:
+        return _Converter(path).convert(node), []
+    except (_TooBig, RecursionError) as exc:
+        message = str(exc) or "nesting too deep"
+        return None, [Problem(path, _span(node), f"not scanned: {message}", "too-complex")]

@@ -1,0 +1,1 @@
+"""Policies as data: the schema and loader, the condition language, and the engine."""

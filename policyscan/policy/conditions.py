@@ -1,0 +1,173 @@
+"""The condition language, compiled once into closures.
+
+    {all: [...]} {any: [...]} {not: cond}
+    {attr: PATH, op: OPERATOR, value: ARG}
+    {some|every|none: PATH, where: cond}     quantifiers over a list or mapping; inside, paths
+                                             are relative to the element ("." is the element)
+    {predicate: NAME, args: {...}}           named checks implemented once in Python
+
+Three-valued: True, False, or None when a value cannot be known statically. An outcome carries
+the Value to blame, so a finding points at the offending node rather than the whole subject.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from policyscan.errors import PolicyError
+from policyscan.model import Related, Value
+from policyscan.policy.operators import LIST_OPERATORS, OPERATORS, REGEX_OPERATORS
+
+if TYPE_CHECKING:
+    from policyscan.project import Project, Subject
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result: bool | None
+    blame: Value | None = None
+    attr: str = ""
+    details: Mapping[str, str] = field(default_factory=dict)
+    related: tuple[Related, ...] = ()
+
+
+TRUE = Outcome(True)
+UNKNOWN = Outcome(None)
+
+Condition = Callable[[Value, "Subject", "Project"], Outcome]
+Predicate = Callable[[Value, "Subject", "Project", Mapping[str, Any]], Outcome]
+
+
+def compile_condition(node: Any, where: str, predicates: Mapping[str, Predicate]) -> Condition:
+    if not isinstance(node, dict) or not node:
+        raise PolicyError(f"{where}: a condition is a non-empty mapping")
+    if "all" in node or "any" in node:
+        op = "all" if "all" in node else "any"
+        parts = [compile_condition(c, f"{where} -> {op}[{i}]", predicates) for i, c in enumerate(node[op])]
+        return _all(parts) if op == "all" else _any(parts)
+    if "not" in node:
+        return _not(compile_condition(node["not"], f"{where} -> not", predicates))
+    for quantifier in ("some", "every", "none"):
+        if quantifier in node:
+            inner = node.get("where")
+            cond = compile_condition(inner, f"{where} -> where", predicates) if inner is not None else None
+            return _quantify(quantifier, str(node[quantifier]), cond)
+    if "predicate" in node:
+        name = node["predicate"]
+        if name not in predicates:
+            known = ", ".join(sorted(predicates))
+            raise PolicyError(f"{where} -> predicate: unknown predicate {name!r} (known: {known})")
+        args = node.get("args") or {}
+        return _predicate(predicates[name], args)
+    if "attr" in node:
+        op_name = node.get("op")
+        if op_name not in OPERATORS:
+            raise PolicyError(
+                f"{where} -> op: unknown operator {op_name!r} (known: {', '.join(sorted(OPERATORS))})"
+            )
+        arg = node.get("value")
+        if op_name in REGEX_OPERATORS:
+            try:
+                re.compile(str(arg))
+            except re.error as exc:
+                raise PolicyError(f"{where} -> value: invalid regular expression: {exc}") from None
+        if op_name in LIST_OPERATORS and not isinstance(arg, list):
+            raise PolicyError(f"{where} -> value: operator {op_name!r} takes a list")
+        return _attr(str(node["attr"]), OPERATORS[op_name], arg)
+    raise PolicyError(f"{where}: expected one of all, any, not, attr, some, every, none, predicate")
+
+
+def _all(parts: list[Condition]) -> Condition:
+    def cond(value: Value, subject: Subject, project: Project) -> Outcome:
+        unknown = None
+        for part in parts:
+            out = part(value, subject, project)
+            if out.result is False:
+                return out
+            if out.result is None and unknown is None:
+                unknown = out
+        return unknown or TRUE
+
+    return cond
+
+
+def _any(parts: list[Condition]) -> Condition:
+    def cond(value: Value, subject: Subject, project: Project) -> Outcome:
+        first_false = None
+        unknown = None
+        for part in parts:
+            out = part(value, subject, project)
+            if out.result is True:
+                return out
+            if out.result is None:
+                unknown = unknown or out
+            elif first_false is None:
+                first_false = out
+        return unknown or first_false or Outcome(False)
+
+    return cond
+
+
+def _not(inner: Condition) -> Condition:
+    def cond(value: Value, subject: Subject, project: Project) -> Outcome:
+        out = inner(value, subject, project)
+        if out.result is None:
+            return out
+        return Outcome(not out.result, out.blame, out.attr, out.details, out.related)
+
+    return cond
+
+
+def _attr(path: str, op: Callable[[Value | None, Any], bool | None], arg: Any) -> Condition:
+    def cond(value: Value, subject: Subject, project: Project) -> Outcome:
+        target = value.lookup(path)
+        return Outcome(op(target, arg), target, path)
+
+    return cond
+
+
+def _elements(value: Value | None) -> list[Value]:
+    if value is None:
+        return []
+    if isinstance(value.data, list):
+        return value.data
+    if isinstance(value.data, dict):
+        return list(value.data.values())
+    return [value]
+
+
+def _quantify(kind: str, path: str, inner: Condition | None) -> Condition:
+    def cond(value: Value, subject: Subject, project: Project) -> Outcome:
+        container = value.lookup(path)
+        if container is not None and not container.known and not isinstance(container.data, list | dict):
+            return Outcome(None, container, path)
+        unknown = None
+        for element in _elements(container):
+            out = inner(element, subject, project) if inner is not None else Outcome(True, element)
+            if out.result is None:
+                unknown = unknown or out
+                continue
+            blame = out.blame or element
+            if kind == "some" and out.result:
+                return Outcome(True, blame, out.attr, out.details, out.related)
+            if kind == "every" and not out.result:
+                return Outcome(False, blame, out.attr, out.details, out.related)
+            if kind == "none" and out.result:
+                return Outcome(False, blame, out.attr, out.details, out.related)
+        if unknown is not None:
+            return Outcome(None, unknown.blame, unknown.attr)
+        if kind == "some":
+            return Outcome(False, container, path)
+        return Outcome(True, container, path)
+
+    return cond
+
+
+def _predicate(fn: Predicate, args: Mapping[str, Any]) -> Condition:
+    def cond(value: Value, subject: Subject, project: Project) -> Outcome:
+        return fn(value, subject, project, args)
+
+    return cond

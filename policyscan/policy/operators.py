@@ -1,0 +1,170 @@
+"""The comparison operators a condition can name, as a literal dict of small functions.
+
+Each takes the attribute's Value (None when absent) and the rule's argument, and answers True,
+False, or None when the value cannot be known statically. Unknown is never a violation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from policyscan.model import Value
+
+Operator = Callable[[Value | None, Any], bool | None]
+
+TRUTHY = frozenset({"1", "true", "yes", "on", "y", "t", "enable", "enabled"})
+FALSY = frozenset({"0", "false", "no", "off", "n", "f", "disable", "disabled", ""})
+
+
+@lru_cache(maxsize=1024)
+def regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _text(value: Value) -> str | None:
+    """The scalar as written: YAML's ``yes`` stays ``yes``, a number keeps its spelling."""
+    data = value.data
+    if isinstance(data, str):
+        return data
+    if data is None or isinstance(data, dict | list):
+        return None
+    return value.text if value.text is not None else value.as_str()
+
+
+def _number(value: Value) -> float | None:
+    data = value.data
+    if isinstance(data, bool):
+        return None
+    if isinstance(data, int | float):
+        return float(data)
+    if isinstance(data, str):
+        try:
+            return float(data.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _known(fn: Callable[[Value, Any], bool | None]) -> Operator:
+    """Absent is False; unknown is None; otherwise ask ``fn``."""
+
+    def op(value: Value | None, arg: Any) -> bool | None:
+        if value is None:
+            return False
+        if not value.known:
+            return None
+        return fn(value, arg)
+
+    return op
+
+
+def _exists(value: Value | None, _arg: Any) -> bool | None:
+    return value is not None and not (value.known and value.data is None and value.text in (None, "", "~", "null"))
+
+
+def _absent(value: Value | None, arg: Any) -> bool | None:
+    return not _exists(value, arg)
+
+
+def _equals(value: Value, arg: Any) -> bool:
+    if isinstance(arg, bool):
+        return value.data is arg or (_text(value) or "").lower() == str(arg).lower()
+    if isinstance(arg, int | float):
+        return _number(value) == float(arg)
+    return (_text(value) or "").lower() == str(arg).lower()
+
+
+def _in(value: Value, arg: Any) -> bool:
+    return any(_equals(value, item) for item in arg)
+
+
+def _matches(value: Value, arg: Any) -> bool:
+    text = _text(value)
+    return text is not None and regex(str(arg)).search(text) is not None
+
+
+def _compare(cmp: Callable[[float, float], bool]) -> Operator:
+    def fn(value: Value, arg: Any) -> bool | None:
+        number = _number(value)
+        return None if number is None else cmp(number, float(arg))
+
+    return _known(fn)
+
+
+def _truthy(value: Value, _arg: Any) -> bool:
+    if isinstance(value.data, bool):
+        return value.data
+    text = _text(value)
+    return text is not None and text.strip().lower() in TRUTHY
+
+
+def _falsy(value: Value, _arg: Any) -> bool:
+    if isinstance(value.data, bool):
+        return not value.data
+    text = _text(value)
+    return text is None or text.strip().lower() in FALSY
+
+
+def _contains(value: Value, arg: Any) -> bool:
+    if isinstance(value.data, list):
+        return any(_equals(item, arg) for item in value.data)
+    if isinstance(value.data, dict):
+        return str(arg) in value.data
+    text = _text(value)
+    return text is not None and str(arg).lower() in text.lower()
+
+
+def _length_gte(value: Value, arg: Any) -> bool:
+    if isinstance(value.data, list | dict):
+        return len(value.data) >= int(arg)
+    return len(_text(value) or "") >= int(arg)
+
+
+def _is_world_cidr(value: Value, _arg: Any) -> bool:
+    items = value.data if isinstance(value.data, list) else [value]
+    for item in items:
+        text = item.as_str() if isinstance(item, Value) else None
+        if text in ("0.0.0.0/0", "::/0", "*", "0.0.0.0"):
+            return True
+    return False
+
+
+def _is_public_ip(value: Value, _arg: Any) -> bool | None:
+    text = _text(value)
+    if not text:
+        return False
+    try:
+        network = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None
+    return network.prefixlen == 0 or network.is_global
+
+
+OPERATORS: dict[str, Operator] = {
+    "exists": _exists,
+    "absent": _absent,
+    "equals": _known(_equals),
+    "not_equals": _known(lambda v, a: not _equals(v, a)),
+    "in": _known(_in),
+    "not_in": _known(lambda v, a: not _in(v, a)),
+    "matches": _known(_matches),
+    "not_matches": _known(lambda v, a: not _matches(v, a)),
+    "gte": _compare(lambda x, y: x >= y),
+    "gt": _compare(lambda x, y: x > y),
+    "lte": _compare(lambda x, y: x <= y),
+    "lt": _compare(lambda x, y: x < y),
+    "truthy": _known(_truthy),
+    "falsy": _known(_falsy),
+    "contains": _known(_contains),
+    "length_gte": _known(_length_gte),
+    "is_world_cidr": _known(_is_world_cidr),
+    "is_public_ip": _known(_is_public_ip),
+}
+
+# Operators whose argument must be a regular expression: compiled when the policy loads.
+REGEX_OPERATORS = frozenset({"matches", "not_matches"})
+LIST_OPERATORS = frozenset({"in", "not_in"})

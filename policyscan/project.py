@@ -1,0 +1,611 @@
+"""The cross-file view of a repository, and the subjects rules are evaluated on.
+
+Built once from the parsed documents; nothing here reads a file. It merges compose overrides
+into the production view, interpolates ``${VAR}`` from the ``.env`` beside a compose file,
+splices nginx includes (inside the scanned root only) and computes effective headers with nginx's
+inheritance, and resolves Terraform ``var.x`` / ``local.x`` within a module.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import posixpath
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from policyscan.interpolate import interpolate
+from policyscan.model import Artifact, Environment, Kind, Problem, Span, Value
+from policyscan.parsers.compose import ComposeDocument
+from policyscan.parsers.dockerfile import DockerfileDocument, Stage
+from policyscan.parsers.env import EnvDocument
+from policyscan.parsers.nginx import Directive, NginxDocument
+from policyscan.parsers.terraform import Block, TerraformDocument
+
+
+@dataclass(slots=True)
+class Subject:
+    """One thing a rule looks at: a compose service, an env variable, an nginx server, a
+    Terraform resource... ``facts`` is a mapping Value that rule conditions address by path."""
+
+    scope: str
+    path: str
+    span: Span
+    key: str
+    kind: Kind
+    environment: Environment
+    facts: Value
+    node: Any = None
+    template: bool = False
+
+
+def _fact(data: Any, path: str, span: Span) -> Value:
+    if isinstance(data, Value):
+        return data
+    if isinstance(data, dict):
+        return Value({k: _fact(v, path, span) for k, v in data.items()}, path, span)
+    if isinstance(data, list | tuple):
+        return Value([_fact(v, path, span) for v in data], path, span)
+    return Value(data, path, span)
+
+
+def facts(path: str, span: Span, **entries: Any) -> Value:
+    return _fact(entries, path, span)
+
+
+def _is_sensitive(name: str) -> bool:
+    from policyscan.secretstrength import classify_name
+
+    return classify_name(name) is not None
+
+
+# ------------------------------------------------------------------------------- compose
+
+
+_REPLACED_KEYS = frozenset({"command", "entrypoint", "test", "image", "build"})
+_MAPPING_LISTS = frozenset({"environment", "labels", "extra_hosts", "sysctls", "annotations"})
+
+
+def _normalise_mapping_list(value: Value) -> Value:
+    """``environment: [A=1]`` and ``environment: {A: 1}`` as one mapping form."""
+    if not isinstance(value.data, list):
+        return value
+    entries: dict[str, Value] = {}
+    for item in value.data:
+        text = item.as_str()
+        if text is None:
+            continue
+        name, sep, rest = text.partition("=")
+        name = name.strip()
+        col = item.span.start_col + len(name) + 1
+        entry = Value(
+            rest if sep else None,
+            item.path,
+            Span(item.span.start_line, col, item.span.end_line, item.span.end_col),
+            text=rest if sep else None,
+        )
+        entry.key_span = item.span
+        entries[name] = entry
+    return Value(entries, value.path, value.span, key_span=value.key_span)
+
+
+def _merge(base: Value, override: Value, key: str = "") -> Value:
+    """Merge the way ``docker compose -f base -f override`` does."""
+    if key in _REPLACED_KEYS or not isinstance(base.data, dict | list):
+        return override
+    if key in _MAPPING_LISTS:
+        base, override = _normalise_mapping_list(base), _normalise_mapping_list(override)
+    if isinstance(base.data, dict) and isinstance(override.data, dict):
+        merged = dict(base.data)
+        for k, v in override.data.items():
+            merged[k] = _merge(merged[k], v, k) if k in merged else v
+        return Value(merged, base.path, base.span, key_span=base.key_span)
+    if isinstance(base.data, list) and isinstance(override.data, list):
+        seen = {item.as_str() for item in base.data if item.as_str() is not None}
+        extra = [item for item in override.data if item.as_str() is None or item.as_str() not in seen]
+        return Value(base.data + extra, base.path, base.span, key_span=base.key_span)
+    return override
+
+
+@dataclass(slots=True)
+class ComposeView:
+    """The services one ``docker compose`` invocation would run (base file plus overrides)."""
+
+    directory: str
+    files: list[str]
+    environment: Environment
+    services: dict[str, Value]
+    root: Value
+    dotenv: dict[str, str]
+    references: list[tuple[str, bool, Value]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return "+".join(posixpath.basename(f) for f in self.files)
+
+
+def _interpolate_tree(value: Value, env: dict[str, str], refs: list[tuple[str, bool, Value]], depth: int = 0) -> Value:
+    if isinstance(value.data, dict):
+        value.data = {k: _interpolate_tree(v, env, refs, depth + 1) for k, v in value.data.items()}
+        return value
+    if isinstance(value.data, list):
+        value.data = [_interpolate_tree(v, env, refs, depth + 1) for v in value.data]
+        return value
+    if not isinstance(value.data, str) or "$" not in value.data:
+        return value
+    result = interpolate(value.data, env)
+    for name, has_default in result.references:
+        refs.append((name, has_default, value))
+    if not result.substituted:
+        value.data = result.text
+        return value
+    if result.text is None:
+        return Value(None, value.path, value.span, known=False, literal=False, text=value.text, key_span=value.key_span)
+    return Value(result.text, value.path, value.span, literal=False, text=result.text, key_span=value.key_span)
+
+
+# ------------------------------------------------------------------------------- nginx
+
+
+@dataclass(slots=True)
+class NginxContext:
+    """A server or location with what it declares and the headers nginx would actually send."""
+
+    directive: Directive
+    parent: NginxContext | None
+    headers: dict[str, Directive]  # effective add_header, by lowercased header name
+    inherited_from: NginxContext | None  # where the effective headers are declared
+
+    def values(self, name: str) -> list[Directive]:
+        return self.directive.find(name)
+
+    def lookup(self, name: str) -> Directive | None:
+        """The directive in force here: declared here, else in an enclosing context."""
+        ctx: NginxContext | None = self
+        while ctx is not None:
+            found = ctx.directive.find(name)
+            if found:
+                return found[-1]
+            ctx = ctx.parent
+        return None
+
+
+def _headers_declared(block: list[Directive]) -> dict[str, Directive]:
+    return {d.args[0].lower(): d for d in block if d.name == "add_header" and d.args}
+
+
+# ------------------------------------------------------------------------------- terraform
+
+
+@dataclass(slots=True)
+class TerraformModule:
+    directory: str
+    blocks: list[Block] = field(default_factory=list)
+    variables: dict[str, Value] = field(default_factory=dict)
+    locals: dict[str, Value] = field(default_factory=dict)
+
+    def resources(self, rtype: str | None = None) -> list[Block]:
+        return [b for b in self.blocks if b.type == "resource" and (rtype is None or b.labels[0] == rtype)]
+
+    def referencing(self, target: Block, rtype: str) -> list[Block]:
+        """Resources of ``rtype`` whose attributes refer to ``target`` (``aws_s3_bucket.x.id``)."""
+        needle = target.address + "."
+        return [b for b in self.resources(rtype) if _mentions(b.body, needle)]
+
+    def resolve(self, value: Value, depth: int = 0) -> Value:
+        if value.known or value.text is None or depth > 8:
+            return value
+        text = value.text.strip()
+        source = None
+        if text.startswith("var.") and text[4:].isidentifier():
+            source = self.variables.get(text[4:])
+        elif text.startswith("local.") and text[6:].replace("-", "_").isidentifier():
+            source = self.locals.get(text[6:])
+        if source is None:
+            return value
+        resolved = self.resolve(source, depth + 1)
+        if not resolved.known:
+            return value
+        out = copy.copy(resolved)
+        out.path, out.span, out.literal, out.key_span = value.path, value.span, False, value.key_span
+        return out
+
+    def resolve_tree(self, value: Value, depth: int = 0) -> Value:
+        if isinstance(value.data, dict):
+            return Value({k: self.resolve_tree(v, depth + 1) for k, v in value.data.items()},
+                         value.path, value.span, value.known, value.literal, value.text, key_span=value.key_span)
+        if isinstance(value.data, list):
+            return Value([self.resolve_tree(v, depth + 1) for v in value.data],
+                         value.path, value.span, value.known, value.literal, value.text, key_span=value.key_span)
+        return self.resolve(value)
+
+
+def _mentions(value: Value, needle: str) -> bool:
+    if value.text is not None and needle in value.text:
+        return True
+    return any(_mentions(v, needle) for _, v in value.items())
+
+
+# ------------------------------------------------------------------------------- project
+
+
+@dataclass
+class Project:
+    root: str
+    artifacts: list[Artifact]
+    documents: dict[str, Any]
+    problems: list[Problem] = field(default_factory=list)
+    only: frozenset[str] | None = None  # report only on these paths (pre-commit mode)
+    _cache: dict[str, list[Subject]] = field(default_factory=dict)
+
+    def environment_of(self, path: str) -> Environment:
+        for artifact in self.artifacts:
+            if artifact.path == path:
+                return artifact.environment
+        return Environment.UNKNOWN
+
+    def docs(self, kind: Kind) -> list[Any]:
+        return [self.documents[a.path] for a in self.artifacts if a.kind is kind and a.path in self.documents]
+
+    def subjects(self, scope: str) -> list[Subject]:
+        if scope not in self._cache:
+            builder = _SCOPES.get(scope)
+            if builder is None:
+                raise KeyError(scope)
+            self._cache[scope] = list(builder(self))
+        return self._cache[scope]
+
+    # --- compose
+
+    @cached_property
+    def compose_views(self) -> list[ComposeView]:
+        by_dir: dict[str, list[ComposeDocument]] = {}
+        for doc in self.docs(Kind.COMPOSE):
+            if doc.root is not None and not doc.artifact.template:
+                by_dir.setdefault(posixpath.dirname(doc.artifact.path), []).append(doc)
+        views = []
+        for directory, docs in sorted(by_dir.items()):
+            dotenv = self.dotenv_for(directory)
+            bases = [d for d in docs if _is_base_compose(d.artifact.path)]
+            overrides = [d for d in docs if d not in bases]
+            prod = [d for d in overrides if d.artifact.environment is Environment.PRODUCTION]
+            others = [d for d in overrides if d not in prod]
+            groups: list[tuple[list[ComposeDocument], Environment]] = []
+            if bases:
+                env = Environment.PRODUCTION if prod else bases[0].artifact.environment
+                groups.append((bases[:1] + prod, env))
+                groups.extend(([bases[0], o], o.artifact.environment) for o in others)
+            else:
+                groups.extend(([d], d.artifact.environment) for d in overrides)
+            for files, env in groups:
+                views.append(self._compose_view(directory, files, env, dotenv))
+        return views
+
+    def _compose_view(self, directory: str, docs: list[ComposeDocument], env: Environment,
+                      dotenv: dict[str, str]) -> ComposeView:
+        root: Value | None = None
+        for doc in docs:
+            assert doc.root is not None
+            fresh = copy.deepcopy(doc.root)
+            root = fresh if root is None else _merge(root, fresh)
+        assert root is not None
+        refs: list[tuple[str, bool, Value]] = []
+        root = _interpolate_tree(root, dotenv, refs)
+        services: dict[str, Value] = {}
+        svc_root = root.get("services")
+        if svc_root is not None and isinstance(svc_root.data, dict):
+            for name, svc in svc_root.data.items():
+                if not isinstance(svc.data, dict):
+                    continue
+                for key in _MAPPING_LISTS:
+                    if key in svc.data:
+                        svc.data[key] = _normalise_mapping_list(svc.data[key])
+                services[name] = svc
+        return ComposeView(directory, [d.artifact.path for d in docs], env, services, root, dotenv, refs)
+
+    def dotenv_for(self, directory: str) -> dict[str, str]:
+        path = posixpath.join(directory, ".env") if directory else ".env"
+        doc = self.documents.get(path)
+        if not isinstance(doc, EnvDocument):
+            return {}
+        return {e.name: e.value for e in doc.entries if e.value is not None}
+
+    # --- terraform
+
+    @cached_property
+    def terraform_modules(self) -> dict[str, TerraformModule]:
+        modules: dict[str, TerraformModule] = {}
+        tfvars: list[TerraformDocument] = []
+        for doc in self.docs(Kind.TERRAFORM):
+            directory = posixpath.dirname(doc.artifact.path)
+            module = modules.setdefault(directory, TerraformModule(directory))
+            if doc.artifact.path.endswith((".tfvars", ".tfvars.json")):
+                tfvars.append(doc)
+                continue
+            module.blocks.extend(doc.blocks)
+            for block in doc.blocks:
+                if block.type == "variable" and block.labels:
+                    default = block.body.get("default")
+                    if default is not None:
+                        module.variables[block.labels[0]] = default
+                elif block.type == "locals" and isinstance(block.body.data, dict):
+                    module.locals.update(block.body.data)
+        # Only files Terraform loads by itself: terraform.tfvars and *.auto.tfvars.
+        for doc in tfvars:
+            name = posixpath.basename(doc.artifact.path)
+            if name.startswith("terraform.tfvars") or ".auto.tfvars" in name:
+                modules[posixpath.dirname(doc.artifact.path)].variables.update(doc.attributes)
+        return modules
+
+    def terraform_blocks(self, block_type: str) -> Iterable[tuple[TerraformModule, Block]]:
+        for _, module in sorted(self.terraform_modules.items()):
+            for block in module.blocks:
+                if block.type == block_type:
+                    yield module, block
+
+    # --- nginx
+
+    @cached_property
+    def nginx_contexts(self) -> list[tuple[str, NginxContext]]:
+        """Every server and location in every top-level configuration, includes spliced."""
+        docs = {d.artifact.path: d for d in self.docs(Kind.NGINX)}
+        included: set[str] = set()
+        spliced: dict[str, list[Directive]] = {}
+        for path, doc in docs.items():
+            spliced[path] = self._splice(doc, doc.directives, path, docs, included, 0)
+        out: list[tuple[str, NginxContext]] = []
+        for path in sorted(spliced):
+            if path in included:
+                continue
+            _walk_contexts(spliced[path], None, {}, out, "server")
+        return out
+
+    def _splice(self, doc: NginxDocument, block: list[Directive], main: str,
+                docs: dict[str, NginxDocument], included: set[str], depth: int) -> list[Directive]:
+        out: list[Directive] = []
+        for directive in block:
+            if directive.name == "include" and directive.args and depth < 10:
+                targets = self._include_targets(directive, main, docs)
+                for target in targets:
+                    if target != doc.artifact.path:
+                        included.add(target)
+                        out.extend(self._splice(docs[target], docs[target].directives, main, docs, included, depth + 1))
+                continue
+            if directive.block is not None:
+                directive = Directive(directive.name, directive.args, directive.span, directive.path,
+                                      self._splice(doc, directive.block, main, docs, included, depth))
+            out.append(directive)
+        return out
+
+    def _include_targets(self, directive: Directive, main: str, docs: dict[str, NginxDocument]) -> list[str]:
+        pattern = directive.args[0]
+        base = posixpath.dirname(main)
+        if pattern.startswith("/etc/nginx/"):
+            # The usual layout mounts the repository's nginx directory at /etc/nginx.
+            pattern = posixpath.join(base, pattern[len("/etc/nginx/"):])
+        elif pattern.startswith("/"):
+            self._include_problem(directive, "not read: absolute path outside the scanned root")
+            return []
+        else:
+            pattern = posixpath.normpath(posixpath.join(base, pattern))
+        if pattern.startswith("../") or pattern == "..":
+            self._include_problem(directive, "not read: the include points outside the scanned root")
+            return []
+        if any(ch in pattern for ch in "*?["):
+            return sorted(p for p in docs if fnmatch.fnmatchcase(p, pattern))
+        if pattern in docs:
+            return [pattern]
+        self._include_problem(directive, f"included file {directive.args[0]!r} was not found in the scan")
+        return []
+
+    def _include_problem(self, directive: Directive, message: str) -> None:
+        self.problems.append(Problem(directive.path, directive.span, message, "include", "warning"))
+
+
+def _is_base_compose(path: str) -> bool:
+    return posixpath.basename(path).lower() in (
+        "docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml"
+    )
+
+
+def _walk_contexts(block: list[Directive], parent: NginxContext | None, inherited: dict[str, Directive],
+                   out: list[tuple[str, NginxContext]], want: str) -> None:
+    declared = _headers_declared(block)
+    for directive in block:
+        if directive.block is None:
+            continue
+        if directive.name in ("http", "server", "location", "if") or directive.name == want:
+            own = _headers_declared(directive.block)
+            effective = own if own else inherited
+            ctx = NginxContext(directive, parent, effective, None)
+            if directive.name in ("server", "location"):
+                out.append((directive.name, ctx))
+            _walk_contexts(directive.block, ctx, effective, out, want)
+    del declared
+
+
+# ------------------------------------------------------------------------------- subjects
+
+_Builder = Callable[[Project], Iterable[Subject]]
+
+
+def _variables(project: Project) -> Iterable[Subject]:
+    for doc in project.docs(Kind.ENV):
+        art = doc.artifact
+        for entry in doc.entries:
+            value = Value(entry.value, art.path, entry.value_span, text=entry.value,
+                          sensitive=_is_sensitive(entry.name))
+            yield Subject(
+                "variable", art.path, entry.value_span, f"env {entry.name}", Kind.ENV, art.environment,
+                facts(art.path, entry.name_span, name=entry.name, value=value, source="env",
+                      literal=True, template=art.template, service=None),
+                entry, art.template,
+            )
+    for view in project.compose_views:
+        for service, svc in view.services.items():
+            env = svc.get("environment")
+            if env is None or not isinstance(env.data, dict):
+                continue
+            for name, value in env.data.items():
+                value.sensitive = _is_sensitive(name)
+                yield Subject(
+                    "variable", value.path, value.span, f"service {service} / environment / {name}",
+                    Kind.COMPOSE, view.environment,
+                    facts(value.path, value.key_span or value.span, name=name, value=value,
+                          source="compose", literal=value.literal and value.known,
+                          template=False, service=service),
+                    value,
+                )
+    for doc in project.docs(Kind.DOCKERFILE):
+        art = doc.artifact
+        stages: list[tuple[Stage | None, list[Any]]] = [(None, doc.global_args)]
+        stages += [(s, s.assignments) for s in doc.stages]
+        final = doc.final
+        for stage, assignments in stages:
+            for a in assignments:
+                value = Value(a.value, art.path, a.span, text=a.value, sensitive=_is_sensitive(a.name))
+                stage_name = "global" if stage is None else (stage.alias or str(stage.index))
+                yield Subject(
+                    "variable", art.path, a.span, f"stage {stage_name} / {a.cmd} {a.name}",
+                    Kind.DOCKERFILE, art.environment,
+                    facts(art.path, a.span, name=a.name, value=value, source="dockerfile",
+                          instruction=a.cmd, literal=a.value is not None, template=art.template,
+                          final_stage=stage is final and stage is not None, service=None),
+                    a, art.template,
+                )
+
+
+def _compose_services(project: Project) -> Iterable[Subject]:
+    for view in project.compose_views:
+        for name, svc in view.services.items():
+            span = svc.key_span or svc.span
+            data = dict(svc.data) if isinstance(svc.data, dict) else {}
+            data["name"] = Value(name, svc.path, span)
+            data["files"] = _fact(view.files, svc.path, span)
+            yield Subject(
+                "compose.service", svc.path, span, f"service {name}", Kind.COMPOSE, view.environment,
+                Value(data, svc.path, span), (view, name),
+            )
+
+
+def _instruction_values(stage: Stage, cmd: str, path: str) -> list[Value]:
+    return [Value(i.shell_text, path, i.span, text=i.shell_text) for i in stage.instructions if i.cmd == cmd]
+
+
+def _stage_facts(doc: DockerfileDocument, stage: Stage) -> Value:
+    path = doc.artifact.path
+    data: dict[str, Value] = {
+        "image": Value(stage.image, path, stage.span, text=stage.image),
+        "alias": Value(stage.alias, path, stage.span),
+        "index": Value(stage.index, path, stage.span),
+        "final": Value(stage is doc.final, path, stage.span),
+        "stages": Value(len(doc.stages), path, stage.span),
+        "run": Value(_instruction_values(stage, "RUN", path), path, stage.span),
+        "copy_from": Value(
+            [Value(i.flag("from"), path, i.span) for i in stage.instructions if i.cmd in ("COPY", "ADD") and i.flag("from")],
+            path, stage.span,
+        ),
+    }
+    for cmd in ("CMD", "ENTRYPOINT", "USER", "HEALTHCHECK", "WORKDIR"):
+        found = _instruction_values(stage, cmd, path)
+        if found:
+            data[cmd.lower()] = found[-1]  # the last one is the one in force
+    return Value(data, path, stage.span)
+
+
+def _dockerfile_stages(project: Project) -> Iterable[Subject]:
+    for doc in project.docs(Kind.DOCKERFILE):
+        art = doc.artifact
+        for stage in doc.stages:
+            yield Subject(
+                "dockerfile.stage", art.path, stage.span, f"stage {stage.alias or stage.index}",
+                Kind.DOCKERFILE, art.environment, _stage_facts(doc, stage), (doc, stage), art.template,
+            )
+
+
+def _enclosing_server(ctx: NginxContext | None) -> NginxContext | None:
+    while ctx is not None and ctx.directive.name != "server":
+        ctx = ctx.parent
+    return ctx
+
+
+def _is_tls(server: NginxContext) -> bool:
+    for listen in server.values("listen"):
+        if "ssl" in listen.args or "quic" in listen.args:
+            return True
+    ssl = server.values("ssl")
+    return bool(ssl and ssl[-1].args[:1] == ("on",))
+
+
+def _nginx(scope: str) -> _Builder:
+    def build(project: Project) -> Iterable[Subject]:
+        for kind, ctx in project.nginx_contexts:
+            if kind != scope:
+                continue
+            d = ctx.directive
+            listen = [" ".join(x.args) for x in ctx.values("listen")]
+            headers = {
+                name: Value(" ".join(h.args[1:]), h.path, h.span) for name, h in ctx.headers.items()
+            }
+            key = f"{kind} {' '.join(d.args) or ''}".strip()
+            if kind == "server":
+                names = [" ".join(x.args) for x in ctx.values("server_name")]
+                key = f"server {' '.join(names) or '_'} {' '.join(listen)}".strip()
+            else:
+                server = ctx.parent
+                while server is not None and server.directive.name != "server":
+                    server = server.parent
+                if server is not None:
+                    names = [" ".join(x.args) for x in server.values("server_name")]
+                    key = f"server {' '.join(names) or '_'} / location {' '.join(d.args)}"
+            server_ctx = _enclosing_server(ctx)
+            yield Subject(
+                f"nginx.{kind}", d.path, d.span, key, Kind.NGINX, project.environment_of(d.path),
+                facts(d.path, d.span, args=list(d.args), listen=listen, headers=headers,
+                      directives=sorted({x.name for x in d.block or ()}),
+                      tls=server_ctx is not None and _is_tls(server_ctx),
+                      own_headers=any(x.name == "add_header" for x in d.block or ())),
+                ctx,
+            )
+
+    return build
+
+
+def _terraform(block_type: str) -> _Builder:
+    def build(project: Project) -> Iterable[Subject]:
+        for module, block in project.terraform_blocks(block_type):
+            body = module.resolve_tree(block.body)
+            data = dict(body.data) if isinstance(body.data, dict) else {}
+            label = block.labels[0] if block.labels else ""
+            data["type"] = Value(label, block.path, block.span)
+            data["name"] = Value(block.labels[1] if len(block.labels) > 1 else label, block.path, block.span)
+            header = Span(block.span.start_line, block.span.start_col, block.span.start_line, 0)
+            yield Subject(
+                f"terraform.{block_type}", block.path, header, block.address, Kind.TERRAFORM,
+                Environment.UNKNOWN, Value(data, block.path, header), (module, block),
+            )
+
+    return build
+
+
+def _project(project: Project) -> Iterable[Subject]:
+    yield Subject("project", "", Span.line(1), "project", Kind.COMPOSE, Environment.UNKNOWN,
+                  facts("", Span.line(1)), project)
+
+
+_SCOPES: dict[str, _Builder] = {
+    "variable": _variables,
+    "compose.service": _compose_services,
+    "dockerfile.stage": _dockerfile_stages,
+    "nginx.server": _nginx("server"),
+    "nginx.location": _nginx("location"),
+    "terraform.resource": _terraform("resource"),
+    "terraform.provider": _terraform("provider"),
+    "terraform.variable": _terraform("variable"),
+    "terraform.data": _terraform("data"),
+    "project": _project,
+}
+
+SCOPES = tuple(sorted(_SCOPES))

@@ -1,0 +1,93 @@
+"""The command line as a user meets it: exit codes, errors without tracebacks, sub-commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policyscan.cli import main
+from tests.conftest import write_tree
+
+
+def test_clean_tree_exits_0_and_findings_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clean = write_tree(tmp_path / "clean", {".env": "DEBUG=false\n"})
+    dirty = write_tree(tmp_path / "dirty", {".env": "DEBUG=true\n"})
+    assert main([str(clean)]) == 0
+    assert main([str(dirty), "--no-color"]) == 1
+    out = capsys.readouterr().out
+    assert ".env:1:7" in out and "PSE001" in out and "\x1b[" not in out
+
+
+def test_fail_on_threshold(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path, {"Dockerfile": "FROM python:3.12\nRUN apt-get install -y gcc\n"})
+    assert main([str(repo), "--fail-on", "medium"]) == 1  # PSD001 is medium
+    assert main([str(repo), "--fail-on", "high"]) == 0
+    assert main([str(repo), "--fail-on", "never"]) == 0
+
+
+def test_select_and_ignore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = write_tree(tmp_path, {".env": "DEBUG=true\nSECRET_KEY=changethis\n"})
+    assert main([str(repo), "--select", "PSE003", "-f", "json"]) == 1
+    ids = {f["rule_id"] for f in json.loads(capsys.readouterr().out)["findings"]}
+    assert ids == {"PSE003"}
+    assert main([str(repo), "--ignore", "PSE001,PSE003", "-f", "json"]) == 0
+
+
+def test_usage_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "does-not-exist")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main([str(tmp_path), "--select", "NOPE999"]) == 2
+    assert "unknown rule id" in capsys.readouterr().err
+    assert main(["explain", "NOPE999"]) == 2
+
+
+def test_broken_policy_names_file_rule_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policies = write_tree(tmp_path / "policies", {
+        "bad.yaml": (
+            "id: ORG001\nname: my-rule\nscope: variable\nartifacts: [env]\nseverity: high\n"
+            "confidence: high\nchecklist: [app.env.debug-disabled]\nmessage: m\n"
+            "docs: {what: w, why: y, fix: f}\n"
+            "assert: {not: {attr: value, op: exist}}\n"
+            "examples: {fail: [{files: {.env: 'A=1'}, expect: [{file: .env, line: 1}]}], pass: [{files: {.env: ''}}]}\n"
+        )
+    })
+    assert main([str(tmp_path), "--policies", str(policies)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "ORG001" in err and "assert -> not -> op: unknown operator 'exist'" in err
+    assert "Traceback" not in err
+
+
+def test_user_policies_run_beside_the_builtin_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policies = write_tree(tmp_path / "policies", {
+        "org.yaml": (
+            "id: ORG001\nname: maintenance-mode-on\nscope: variable\nartifacts: [env]\nseverity: low\n"
+            "confidence: high\nchecklist: [app.env.no-dev-values]\nmessage: '{name} is on'\n"
+            "docs: {what: w, why: y, fix: f}\n"
+            "where: {attr: name, op: equals, value: MAINTENANCE}\n"
+            "assert: {not: {attr: value, op: truthy}}\n"
+            "examples: {fail: [{files: {.env: 'MAINTENANCE=1'}, expect: [{file: .env, line: 1}]}], pass: [{files: {.env: 'MAINTENANCE=0'}}]}\n"
+        )
+    })
+    repo = write_tree(tmp_path / "repo", {".env": "LOG_LEVEL=info\nMAINTENANCE=on\n"})
+    assert main([str(repo), "--policies", str(policies), "-f", "json"]) == 1
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert [(f["rule_id"], f["location"]["start_line"]) for f in findings] == [("ORG001", 2)]
+
+
+def test_rules_and_explain(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {"PSE001", "PSN001", "PST001"} <= {r["id"] for r in listed}
+    assert all(r["checklist"] for r in listed)
+    assert main(["explain", "PSE001"]) == 0
+    out = capsys.readouterr().out
+    assert "What it does" in out and "How to fix" in out and "DEBUG=True" in out
+
+
+def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "policyscan", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "policyscan" in proc.stdout
