@@ -27,7 +27,7 @@ Layout written under ``--out DIR``::
 
 Output is byte-for-byte deterministic for a given ``--seed``; service ``i`` depends only on
 the seed and ``i``, so ``--services 10`` is a prefix of ``--services 1000``. Each insecure
-variant is planted independently with probability ``--insecure-rate`` (default 0.05), so most
+variant is planted independently with probability ``--insecure-rate`` (default 0.03), so most
 values are fine and a few services are bad in several ways. ``planted-issues.json`` lists what
 was planted on purpose; it is not exhaustive (e.g. random ``SECRET_KEY`` values in ``.env``
 files are realistic but may also be reported by a secrets rule).
@@ -113,6 +113,7 @@ class Service:
     cidr_octet: int
     insecure: frozenset[str]
     planted: list[tuple[str, str]] = field(default_factory=list)
+    backup_literal: bool = False  # backup_retention_period = 1 written into main.tf
 
     def bad(self, tag: str, relpath: str) -> bool:
         """Return True when ``tag`` is planted, recording it against ``relpath``."""
@@ -922,7 +923,7 @@ provider "aws" {{
 """
 
 
-def tf_main(s: Service, rel: str, vars_rel: str) -> str:
+def tf_main(s: Service, rel: str) -> str:
     rng = s.rng
     engine = s.db
     engine_version = (
@@ -932,11 +933,11 @@ def tf_main(s: Service, rel: str, vars_rel: str) -> str:
     )
     logs_export = '["postgresql", "upgrade"]' if engine == "postgres" else '["error", "slowquery"]'
     backup = "var.backup_retention_period"
+    # Planted either as a literal here or (in tf_tfvars) as the variable's value.
     if "terraform.db_backup_retention_1" in s.insecure and rng.random() < 0.5:
         s.bad("terraform.db_backup_retention_1", rel)
+        s.backup_literal = True
         backup = "1"
-    elif "terraform.db_backup_retention_1" in s.insecure:
-        s.bad("terraform.db_backup_retention_1", vars_rel)
     public = "true" if s.bad("terraform.db_publicly_accessible", rel) else "false"
     encrypted = "false" if s.bad("terraform.db_unencrypted", rel) else "true"
     block = "false" if s.bad("terraform.s3_public_access_allowed", rel) else "true"
@@ -2009,7 +2010,8 @@ output "log_group_names" {{
 
 def tf_tfvars(s: Service, rel: str) -> str:
     rng = s.rng
-    backup = 1 if s.bad("terraform.db_backup_retention_1", rel) else rng.choice((7, 7, 14, 30))
+    planted_backup = not s.backup_literal and s.bad("terraform.db_backup_retention_1", rel)
+    backup = 1 if planted_backup else rng.choice((7, 7, 14, 30))
     account = rng.randint(10**11, 10**12 - 1)
     cert_id = f"{s.hexid(8)}-{s.hexid(4)}-{s.hexid(4)}-{s.hexid(4)}-{s.hexid(12)}"
     db_cidrs = (
@@ -2073,7 +2075,7 @@ def service_files(s: Service) -> dict[str, str]:
         files[rel("nginx/conf.d/ratelimit.conf")] = nginx_ratelimit(s)
     files[rel("nginx/snippets/security-headers.conf")] = nginx_snippet(s)
     tfvars = rel("terraform/terraform.tfvars")
-    files[rel("terraform/main.tf")] = tf_main(s, rel("terraform/main.tf"), tfvars)
+    files[rel("terraform/main.tf")] = tf_main(s, rel("terraform/main.tf"))
     files[rel("terraform/variables.tf")] = tf_variables(s)
     files[rel("terraform/outputs.tf")] = tf_outputs(s)
     files[rel("terraform/versions.tf")] = tf_versions(s)
@@ -2163,8 +2165,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--insecure-rate",
         type=float,
-        default=0.05,
-        help="probability of planting each insecure variant in a service (default 0.05)",
+        default=0.03,
+        help="probability of planting each insecure variant in a service (default 0.03)",
     )
     parser.add_argument(
         "--force", action="store_true", help="replace an earlier generated tree at --out"

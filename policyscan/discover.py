@@ -109,8 +109,12 @@ def classify(relpath: str, head: bytes | None = None) -> tuple[Kind, bool] | Non
 def environment_of(relpath: str, kind: Kind) -> Environment:
     """Production or development from the words in a path; unknown otherwise."""
     name = PurePosixPath(relpath).name.lower()
-    if kind is Kind.COMPOSE and name in ("docker-compose.override.yml", "docker-compose.override.yaml",
-                                         "compose.override.yml", "compose.override.yaml"):
+    if kind is Kind.COMPOSE and name in (
+        "docker-compose.override.yml",
+        "docker-compose.override.yaml",
+        "compose.override.yml",
+        "compose.override.yaml",
+    ):
         return Environment.DEVELOPMENT
     words = set(_WORD_SPLIT.split(relpath.lower()))
     if words & _PROD_WORDS:
@@ -157,7 +161,12 @@ def discover(paths: Iterable[str], root: str, options: DiscoveryOptions | None =
             st = os.lstat(absolute)
         except OSError as exc:
             result.problems.append(
-                Problem(_relposix(absolute, root), Span.line(1), f"cannot read: {exc.strerror}", "unreadable")
+                Problem(
+                    _relposix(absolute, root),
+                    Span.line(1),
+                    f"cannot read: {exc.strerror}",
+                    "unreadable",
+                )
             )
             continue
         if stat.S_ISDIR(st.st_mode):
@@ -252,7 +261,9 @@ def _artifact(
     try:
         st = os.lstat(absolute)
     except OSError as exc:
-        result.problems.append(Problem(rel, Span.line(1), f"cannot read: {exc.strerror}", "unreadable"))
+        result.problems.append(
+            Problem(rel, Span.line(1), f"cannot read: {exc.strerror}", "unreadable")
+        )
         return None
     if stat.S_ISLNK(st.st_mode):
         _report_link(absolute, root, result)
@@ -270,8 +281,8 @@ def _artifact(
         except OSError:
             return None
         kind_template = classify(rel, head)
-        if kind_template is None:
-            return None
+    if kind_template is None:
+        return None
     kind, template = kind_template
     env = environment_of(rel, kind)
     for pattern in opts.production_globs:
@@ -295,5 +306,7 @@ def _assign_lone_production(artifacts: list[Artifact]) -> list[Artifact]:
             continue
         only = out[indexes[0]]
         if only.environment is Environment.UNKNOWN:
-            out[indexes[0]] = Artifact(only.path, only.abspath, only.kind, Environment.PRODUCTION, only.template)
+            out[indexes[0]] = Artifact(
+                only.path, only.abspath, only.kind, Environment.PRODUCTION, only.template
+            )
     return out

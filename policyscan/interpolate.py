@@ -107,7 +107,11 @@ def _expand(
             value = env.get(name)
             empty = value is None or (op.startswith(":") and value == "")
             if op in (":-", "-"):
-                return (arg, True, True) if (value is None if op == "-" else empty) else (value or "", True, True)
+                return (
+                    (arg, True, True)
+                    if (value is None if op == "-" else empty)
+                    else (value or "", True, True)
+                )
             if op in (":?", "?"):
                 # Compose refuses to start without it: the value must come from the deployment.
                 return (value or "", False, value is not None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Union
 
 
 class Severity(str, enum.Enum):
@@ -81,7 +80,7 @@ class Artifact:
     template: bool = False
 
 
-Scalar = Union[str, int, float, bool, None]
+Scalar = str | int | float | bool | None
 
 
 @dataclass(slots=True)

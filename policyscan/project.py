@@ -397,11 +397,19 @@ class Project:
             return sorted(p for p in docs if fnmatch.fnmatchcase(p, pattern))
         if pattern in docs:
             return [pattern]
+        if posixpath.basename(pattern) in _NGINX_STOCK_FILES:
+            return []  # shipped with nginx itself; nothing of the project's in it
         self._include_problem(directive, f"included file {directive.args[0]!r} was not found in the scan")
         return []
 
     def _include_problem(self, directive: Directive, message: str) -> None:
         self.problems.append(Problem(directive.path, directive.span, message, "include", "warning"))
+
+
+_NGINX_STOCK_FILES = frozenset(
+    {"mime.types", "fastcgi_params", "fastcgi.conf", "uwsgi_params", "scgi_params",
+     "proxy_params", "koi-utf", "koi-win", "win-utf", "snippets/fastcgi-php.conf"}
+)
 
 
 def _is_base_compose(path: str) -> bool:
@@ -579,8 +587,9 @@ def _terraform(block_type: str) -> _Builder:
             body = module.resolve_tree(block.body)
             data = dict(body.data) if isinstance(body.data, dict) else {}
             label = block.labels[0] if block.labels else ""
-            data["type"] = Value(label, block.path, block.span)
-            data["name"] = Value(block.labels[1] if len(block.labels) > 1 else label, block.path, block.span)
+            # Underscored: resources have attributes called `type` and `name` of their own.
+            data["_type"] = Value(label, block.path, block.span)
+            data["_name"] = Value(block.labels[1] if len(block.labels) > 1 else label, block.path, block.span)
             header = Span(block.span.start_line, block.span.start_col, block.span.start_line, 0)
             yield Subject(
                 f"terraform.{block_type}", block.path, header, block.address, Kind.TERRAFORM,

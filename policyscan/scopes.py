@@ -4,8 +4,8 @@ listing policies does not import the parsers."""
 from __future__ import annotations
 
 SCOPES: dict[str, str] = {
-    "variable": "an environment variable assignment: .env entry, compose `environment`, Dockerfile ENV/ARG",
-    "compose.service": "a service of a compose project, with overrides merged and ${VAR} interpolated",
+    "variable": "an environment variable: .env entry, compose `environment`, Dockerfile ENV/ARG",
+    "compose.service": "a compose service, overrides merged and ${VAR} interpolated",
     "dockerfile.stage": "a build stage (FROM ... to the next FROM)",
     "nginx.server": "an nginx server block, includes spliced, with its effective headers",
     "nginx.location": "an nginx location block, with its effective headers",

@@ -1053,8 +1053,13 @@ def _dictionary_words(value: str) -> int:
         start += 1
     while end > start and not text[end - 1].isalpha():
         end -= 1
-    core = "".join(ch for ch in _deleet(text[start:end]) if ch.isascii() and ch.isalnum())
-    if len(core) < 3 or not core.isalpha():
+    core = "".join(ch for ch in text[start:end] if ch.isascii() and ch.isalnum())
+    # Leetspeak is a few digits among letters ("P4ssw0rd"); a core that is a third digits is
+    # noise that folds into words by chance (hex "a70f" -> "atof" -> "at" + "of").
+    if len(core) < 4 or 3 * sum(ch.isdigit() for ch in core) > len(core):
+        return 0
+    core = _deleet(core)
+    if not core.isalpha():
         return 0
     # Fewest words covering core[:i], by dynamic programming: O(len * longest word).
     best: list[int | None] = [0] + [None] * len(core)

@@ -20,7 +20,9 @@ def read_bytes(artifact: Artifact, max_bytes: int) -> bytes:
     try:
         fd = os.open(artifact.abspath, flags)
     except OSError as exc:
-        raise Unreadable(_problem(artifact, 1, f"cannot read: {exc.strerror}", "unreadable")) from None
+        raise Unreadable(
+            _problem(artifact, 1, f"cannot read: {exc.strerror}", "unreadable")
+        ) from None
     try:
         size = os.fstat(fd).st_size
         if size > max_bytes:
@@ -42,7 +44,9 @@ def read_bytes(artifact: Artifact, max_bytes: int) -> bytes:
             remaining -= len(chunk)
         data = b"".join(chunks)
     except OSError as exc:
-        raise Unreadable(_problem(artifact, 1, f"cannot read: {exc.strerror}", "unreadable")) from None
+        raise Unreadable(
+            _problem(artifact, 1, f"cannot read: {exc.strerror}", "unreadable")
+        ) from None
     finally:
         os.close(fd)
     if len(data) > max_bytes:
@@ -65,7 +69,9 @@ def decode(artifact: Artifact, data: bytes) -> str:
     nul = data.find(b"\0")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
-        raise Unreadable(_problem(artifact, line, "binary content (NUL byte): not a text file", "binary"))
+        raise Unreadable(
+            _problem(artifact, line, "binary content (NUL byte): not a text file", "binary")
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -13,7 +13,9 @@ from policyscan.cli import main
 from tests.conftest import write_tree
 
 
-def test_clean_tree_exits_0_and_findings_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_clean_tree_exits_0_and_findings_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     clean = write_tree(tmp_path / "clean", {".env": "DEBUG=false\n"})
     dirty = write_tree(tmp_path / "dirty", {".env": "DEBUG=true\n"})
     assert main([str(clean)]) == 0
@@ -37,7 +39,9 @@ def test_select_and_ignore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main([str(repo), "--ignore", "PSE001,PSE003", "-f", "json"]) == 0
 
 
-def test_usage_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_2_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([str(tmp_path / "does-not-exist")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main([str(tmp_path), "--select", "NOPE999"]) == 2
@@ -45,33 +49,47 @@ def test_usage_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.Captu
     assert main(["explain", "NOPE999"]) == 2
 
 
-def test_broken_policy_names_file_rule_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    policies = write_tree(tmp_path / "policies", {
-        "bad.yaml": (
-            "id: ORG001\nname: my-rule\nscope: variable\nartifacts: [env]\nseverity: high\n"
-            "confidence: high\nchecklist: [app.env.debug-disabled]\nmessage: m\n"
-            "docs: {what: w, why: y, fix: f}\n"
-            "assert: {not: {attr: value, op: exist}}\n"
-            "examples: {fail: [{files: {.env: 'A=1'}, expect: [{file: .env, line: 1}]}], pass: [{files: {.env: ''}}]}\n"
-        )
-    })
+def test_broken_policy_names_file_rule_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policies = write_tree(
+        tmp_path / "policies",
+        {
+            "bad.yaml": (
+                "id: ORG001\nname: my-rule\nscope: variable\nartifacts: [env]\nseverity: high\n"
+                "confidence: high\nchecklist: [app.env.debug-disabled]\nmessage: m\n"
+                "docs: {what: w, why: y, fix: f}\n"
+                "assert: {not: {attr: value, op: exist}}\n"
+                "examples: {fail: [{files: {.env: 'A=1'}, expect: [{file: .env, line: 1}]}], pass: [{files: {.env: ''}}]}\n"
+            )
+        },
+    )
     assert main([str(tmp_path), "--policies", str(policies)]) == 2
     err = capsys.readouterr().err
-    assert "bad.yaml" in err and "ORG001" in err and "assert -> not -> op: unknown operator 'exist'" in err
+    assert (
+        "bad.yaml" in err
+        and "ORG001" in err
+        and "assert -> not -> op: unknown operator 'exist'" in err
+    )
     assert "Traceback" not in err
 
 
-def test_user_policies_run_beside_the_builtin_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    policies = write_tree(tmp_path / "policies", {
-        "org.yaml": (
-            "id: ORG001\nname: maintenance-mode-on\nscope: variable\nartifacts: [env]\nseverity: low\n"
-            "confidence: high\nchecklist: [app.env.no-dev-values]\nmessage: '{name} is on'\n"
-            "docs: {what: w, why: y, fix: f}\n"
-            "where: {attr: name, op: equals, value: MAINTENANCE}\n"
-            "assert: {not: {attr: value, op: truthy}}\n"
-            "examples: {fail: [{files: {.env: 'MAINTENANCE=1'}, expect: [{file: .env, line: 1}]}], pass: [{files: {.env: 'MAINTENANCE=0'}}]}\n"
-        )
-    })
+def test_user_policies_run_beside_the_builtin_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policies = write_tree(
+        tmp_path / "policies",
+        {
+            "org.yaml": (
+                "id: ORG001\nname: maintenance-mode-on\nscope: variable\nartifacts: [env]\nseverity: low\n"
+                "confidence: high\nchecklist: [app.env.no-dev-values]\nmessage: '{name} is on'\n"
+                "docs: {what: w, why: y, fix: f}\n"
+                "where: {attr: name, op: equals, value: MAINTENANCE}\n"
+                "assert: {not: {attr: value, op: truthy}}\n"
+                "examples: {fail: [{files: {.env: 'MAINTENANCE=1'}, expect: [{file: .env, line: 1}]}], pass: [{files: {.env: 'MAINTENANCE=0'}}]}\n"
+            )
+        },
+    )
     repo = write_tree(tmp_path / "repo", {".env": "LOG_LEVEL=info\nMAINTENANCE=on\n"})
     assert main([str(repo), "--policies", str(policies), "-f", "json"]) == 1
     findings = json.loads(capsys.readouterr().out)["findings"]
@@ -89,5 +107,7 @@ def test_rules_and_explain(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "policyscan", "--version"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "policyscan", "--version"], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "policyscan" in proc.stdout

@@ -16,7 +16,9 @@ CASES = [
     pytest.param(rule, kind, index, id=f"{rule.id}-{kind}-{index}")
     for rule in RULES
     for kind in ("fail", "pass")
-    for index in range(len(rule.model.examples.fail if kind == "fail" else rule.model.examples.pass_))
+    for index in range(
+        len(rule.model.examples.fail if kind == "fail" else rule.model.examples.pass_)
+    )
 ]
 
 
@@ -26,9 +28,7 @@ def test_rule_example(rule, kind: str, index: int, tmp_path: Path) -> None:
     write_tree(tmp_path, dict(example.files))
     result = scan([rule], ScanOptions(paths=(str(tmp_path),)))
     got = sorted((f.rule_id, f.location.path, f.location.span.start_line) for f in result.findings)
-    expected = (
-        sorted((rule.id, e.file, e.line) for e in example.expect) if kind == "fail" else []
-    )
+    expected = sorted((rule.id, e.file, e.line) for e in example.expect) if kind == "fail" else []
     assert got == expected, [f.message for f in result.findings]
     parse_errors = [p for p in result.problems if p.level == "error"]
     assert not parse_errors, f"the example itself does not parse: {parse_errors}"

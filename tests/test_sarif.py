@@ -27,7 +27,9 @@ INSECURE = {
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.protocols.Validator:
     raw = SCHEMA_PATH.read_bytes()
-    assert hashlib.sha256(raw).hexdigest() == SCHEMA_SHA256, "the vendored SARIF schema was modified"
+    assert hashlib.sha256(raw).hexdigest() == SCHEMA_SHA256, (
+        "the vendored SARIF schema was modified"
+    )
     schema = json.loads(raw)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
@@ -53,7 +55,10 @@ def test_sarif_is_valid_and_has_what_github_reads(tmp_path: Path, validator) -> 
     for rule in run["tool"]["driver"]["rules"]:
         props = rule["properties"]
         assert "security" in props["tags"] and len(props["tags"]) <= 20
-        assert isinstance(props["security-severity"], str) and 0 < float(props["security-severity"]) <= 10
+        assert (
+            isinstance(props["security-severity"], str)
+            and 0 < float(props["security-severity"]) <= 10
+        )
         assert props["checklist"] and set(props["checklist"]) <= set(props["tags"])
         assert rule["shortDescription"]["text"] and rule["fullDescription"]["text"]
         assert rule["help"]["markdown"].startswith(f"# {rule['id']}")
@@ -68,7 +73,8 @@ def test_sarif_is_valid_and_has_what_github_reads(tmp_path: Path, validator) -> 
         assert len(result["partialFingerprints"]["policyscan/v1"]) == 32
     notes = run["invocations"][0]["toolExecutionNotifications"]
     assert any(
-        n["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "broken/docker-compose.yml"
+        n["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        == "broken/docker-compose.yml"
         and n["locations"][0]["physicalLocation"]["region"]["startLine"] == 2
         for n in notes
     )
@@ -88,7 +94,10 @@ def test_fingerprints_survive_moved_lines_and_change_with_the_value(tmp_path: Pa
         return [r["partialFingerprints"]["policyscan/v1"] for r in log["runs"][0]["results"]]
 
     assert prints(before) == prints(moved)
-    assert moved["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"] == 4
+    assert (
+        moved["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"]
+        == 4
+    )
     assert prints(before) != prints(changed)
 
 

@@ -28,8 +28,12 @@ def parse(artifact: Artifact, text: str) -> ComposeDocument:
     doc = ComposeDocument(artifact, root, problems)
     if root is not None and not isinstance(root.data, dict):
         doc.problems.append(
-            Problem(artifact.path, Span.line(root.span.start_line),
-                    "not a compose file: the top level is not a mapping", "parse-error")
+            Problem(
+                artifact.path,
+                Span.line(root.span.start_line),
+                "not a compose file: the top level is not a mapping",
+                "parse-error",
+            )
         )
         doc.root = None
     return doc

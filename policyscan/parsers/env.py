@@ -50,8 +50,12 @@ def parse(artifact: Artifact, text: str) -> EnvDocument:
         first = lines[skip].rstrip("\r") if lines else ""
         if binding.error:
             doc.problems.append(
-                Problem(artifact.path, Span(line, 1, line, len(first) + 1),
-                        "cannot parse this line as KEY=VALUE", "parse-error")
+                Problem(
+                    artifact.path,
+                    Span(line, 1, line, len(first) + 1),
+                    "cannot parse this line as KEY=VALUE",
+                    "parse-error",
+                )
             )
             continue
         if binding.key is None:
@@ -67,7 +71,11 @@ def parse(artifact: Artifact, text: str) -> EnvDocument:
             while start < len(first) and first[start] in " \t":
                 start += 1
             quoted = start < len(first) and first[start] in "'\""
-            end_line = line + max(0, len(lines) - skip - 2) if binding.value and "\n" in binding.value else line
+            end_line = (
+                line + max(0, len(lines) - skip - 2)
+                if binding.value and "\n" in binding.value
+                else line
+            )
             end_col = len(first) + 1 if end_line == line else len(lines[-2].rstrip("\r")) + 1
             value_span = Span(line, start + 1, end_line, max(end_col, start + 1))
         doc.entries.append(EnvEntry(binding.key, binding.value, name_span, value_span, quoted))

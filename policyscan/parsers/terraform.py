@@ -82,7 +82,11 @@ class _Converter:
             sign = _text(inner)[:1]
             if operand is not None and operand.type == "literal_value" and sign == "-":
                 value = self.literal(operand.named_children[0]) if operand.named_children else None
-                if value is not None and isinstance(value.data, int | float) and not isinstance(value.data, bool):
+                if (
+                    value is not None
+                    and isinstance(value.data, int | float)
+                    and not isinstance(value.data, bool)
+                ):
                     return Value(-value.data, self.path, _span(node), text=_text(node))
         return self.unknown(node)
 
@@ -110,7 +114,9 @@ class _Converter:
         return Value(data, self.path, span, text=text)
 
     def template(self, node: tree_sitter.Node, outer: tree_sitter.Node) -> Value:
-        if any(c.type in ("template_interpolation", "template_directive") for c in node.named_children):
+        if any(
+            c.type in ("template_interpolation", "template_directive") for c in node.named_children
+        ):
             return self.unknown(outer)
         if node.type == "heredoc_template":
             lines = _text(node).split("\n")
@@ -119,12 +125,16 @@ class _Converter:
             data = textwrap.dedent(body) if strip else body
             return Value(data, self.path, _span(outer), text=_text(outer))
         parts = [c for c in node.named_children if c.type == "template_literal"]
-        return Value("".join(_unescape(_text(p)) for p in parts), self.path, _span(outer), text=_text(outer))
+        return Value(
+            "".join(_unescape(_text(p)) for p in parts), self.path, _span(outer), text=_text(outer)
+        )
 
     def collection(self, node: tree_sitter.Node, depth: int) -> Value:
         span = _span(node)
         if node.type == "tuple":
-            items = [self.expression(c, depth + 1) for c in node.named_children if c.type == "expression"]
+            items = [
+                self.expression(c, depth + 1) for c in node.named_children if c.type == "expression"
+            ]
             return Value(items, self.path, span)
         entries: dict[str, Value] = {}
         for elem in node.named_children:
@@ -134,13 +144,19 @@ class _Converter:
             if len(exprs) != 2:
                 continue
             key_value = self.expression(exprs[0], depth + 1)
-            key = key_value.data if key_value.known and isinstance(key_value.data, str) else _text(exprs[0])
+            key = (
+                key_value.data
+                if key_value.known and isinstance(key_value.data, str)
+                else _text(exprs[0])
+            )
             value = self.expression(exprs[1], depth + 1)
             value.key_span = _span(exprs[0])
             entries[str(key)] = value
         return Value(entries, self.path, span)
 
-    def body(self, node: tree_sitter.Node | None, span: Span, depth: int, blocks_out: list[Block] | None) -> Value:
+    def body(
+        self, node: tree_sitter.Node | None, span: Span, depth: int, blocks_out: list[Block] | None
+    ) -> Value:
         entries: dict[str, Value] = {}
         if node is None:
             return Value(entries, self.path, span)
@@ -166,7 +182,11 @@ class _Converter:
                     # The content of a dynamic block is known in shape, not in number.
                     name = block.labels[0]
                     content = body.get("content")
-                    body = content.data[0] if content is not None and isinstance(content.data, list) and content.data else body
+                    body = (
+                        content.data[0]
+                        if content is not None and isinstance(content.data, list) and content.data
+                        else body
+                    )
                     body.known = False
                 bucket = entries.setdefault(name, Value([], self.path, block.span))
                 if isinstance(bucket.data, list):
@@ -184,7 +204,9 @@ class _Converter:
         body_node = None
         for child in children[1:]:
             if child.type == "string_lit":
-                labels.append("".join(_text(p) for p in child.named_children if p.type == "template_literal"))
+                labels.append(
+                    "".join(_text(p) for p in child.named_children if p.type == "template_literal")
+                )
             elif child.type == "identifier":
                 labels.append(_text(child))
             elif child.type == "body":
@@ -266,5 +288,7 @@ def _parse_json(doc: TerraformDocument, text: str) -> TerraformDocument:
                     doc.blocks.append(Block(kind, (rtype, name), span, body, doc.artifact.path))
         else:
             for name, body in group.data.items():
-                doc.blocks.append(Block(kind, (name,), body.key_span or body.span, body, doc.artifact.path))
+                doc.blocks.append(
+                    Block(kind, (name,), body.key_span or body.span, body, doc.artifact.path)
+                )
     return doc

@@ -19,7 +19,16 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 MAX_NODES = 250_000
 MAX_DEPTH = 200
 
-_BOOL = {"yes": True, "true": True, "on": True, "y": True, "no": False, "false": False, "off": False, "n": False}
+_BOOL = {
+    "yes": True,
+    "true": True,
+    "on": True,
+    "y": True,
+    "no": False,
+    "false": False,
+    "off": False,
+    "n": False,
+}
 
 
 class _TooBig(Exception):
@@ -32,7 +41,8 @@ def _span(node: yaml.Node) -> Span:
 
 
 def _scalar(node: yaml.ScalarNode) -> Scalar:
-    tag, text = node.tag, node.value
+    tag: str = node.tag
+    text: str = node.value
     try:
         if tag == "tag:yaml.org,2002:bool":
             return _BOOL.get(text.lower(), text)
@@ -73,7 +83,9 @@ class _Converter:
         merged: dict[str, Value] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
                 for source in sources:
                     if isinstance(source, yaml.MappingNode):
                         for k, v in self.convert(source, depth + 1).items():
@@ -97,7 +109,9 @@ def load(path: str, text: str) -> tuple[Value | None, list[Problem]]:
         line = mark.line + 1 if mark is not None else 1
         col = mark.column + 1 if mark is not None else 1
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        return None, [Problem(path, Span(line, col, line, col + 1), f"YAML syntax error: {message}")]
+        return None, [
+            Problem(path, Span(line, col, line, col + 1), f"YAML syntax error: {message}")
+        ]
     except yaml.YAMLError as exc:
         return None, [Problem(path, Span.line(1), f"YAML error: {exc}")]
     if node is None:

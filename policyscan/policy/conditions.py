@@ -46,14 +46,21 @@ def compile_condition(node: Any, where: str, predicates: Mapping[str, Predicate]
         raise PolicyError(f"{where}: a condition is a non-empty mapping")
     if "all" in node or "any" in node:
         op = "all" if "all" in node else "any"
-        parts = [compile_condition(c, f"{where} -> {op}[{i}]", predicates) for i, c in enumerate(node[op])]
+        parts = [
+            compile_condition(c, f"{where} -> {op}[{i}]", predicates)
+            for i, c in enumerate(node[op])
+        ]
         return _all(parts) if op == "all" else _any(parts)
     if "not" in node:
         return _not(compile_condition(node["not"], f"{where} -> not", predicates))
     for quantifier in ("some", "every", "none"):
         if quantifier in node:
             inner = node.get("where")
-            cond = compile_condition(inner, f"{where} -> where", predicates) if inner is not None else None
+            cond = (
+                compile_condition(inner, f"{where} -> where", predicates)
+                if inner is not None
+                else None
+            )
             return _quantify(quantifier, str(node[quantifier]), cond)
     if "predicate" in node:
         name = node["predicate"]
@@ -66,7 +73,8 @@ def compile_condition(node: Any, where: str, predicates: Mapping[str, Predicate]
         op_name = node.get("op")
         if op_name not in OPERATORS:
             raise PolicyError(
-                f"{where} -> op: unknown operator {op_name!r} (known: {', '.join(sorted(OPERATORS))})"
+                f"{where} -> op: unknown operator {op_name!r} "
+                f"(known: {', '.join(sorted(OPERATORS))})"
             )
         arg = node.get("value")
         if op_name in REGEX_OPERATORS:
@@ -142,7 +150,11 @@ def _elements(value: Value | None) -> list[Value]:
 def _quantify(kind: str, path: str, inner: Condition | None) -> Condition:
     def cond(value: Value, subject: Subject, project: Project) -> Outcome:
         container = value.lookup(path)
-        if container is not None and not container.known and not isinstance(container.data, list | dict):
+        if (
+            container is not None
+            and not container.known
+            and not isinstance(container.data, list | dict)
+        ):
             return Outcome(None, container, path)
         unknown = None
         for element in _elements(container):

@@ -25,7 +25,11 @@ def display(value: Value | None) -> str:
     if not value.known:
         return value.text or "(unknown)"
     if isinstance(value.data, dict | list):
-        return "(" + ", ".join(k for k, _ in value.items()) + ")" if isinstance(value.data, dict) else f"[{len(value.data)} items]"
+        return (
+            "(" + ", ".join(k for k, _ in value.items()) + ")"
+            if isinstance(value.data, dict)
+            else f"[{len(value.data)} items]"
+        )
     text = value.as_str()
     if text is None:
         return "null"
@@ -108,17 +112,25 @@ def evaluate(
                 continue
             try:
                 _evaluate_one(rule, subject, project, findings, evidence)
-            except Exception as exc:  # noqa: BLE001 - one rule's bug must not stop the scan
+            except Exception as exc:
                 problems.append(
-                    Problem(subject.path, subject.span,
-                            f"rule {rule.id} failed on this file: {type(exc).__name__}: {exc}",
-                            "rule-error")
+                    Problem(
+                        subject.path,
+                        subject.span,
+                        f"rule {rule.id} failed on this file: {type(exc).__name__}: {exc}",
+                        "rule-error",
+                    )
                 )
     return _dedupe(findings), evidence, problems
 
 
-def _evaluate_one(rule: Rule, subject: Subject, project: Project,
-                  findings: list[Finding], evidence: list[Evidence]) -> None:
+def _evaluate_one(
+    rule: Rule,
+    subject: Subject,
+    project: Project,
+    findings: list[Finding],
+    evidence: list[Evidence],
+) -> None:
     if rule.where is not None:
         selected = rule.where(subject.facts, subject, project)
         if selected.result is not True:
@@ -129,9 +141,17 @@ def _evaluate_one(rule: Rule, subject: Subject, project: Project,
         if outcome.blame is not None and outcome.blame.path and outcome.attr:
             location = outcome.blame.location
         findings.append(
-            Finding(rule.id, rule.severity, render(rule.message, subject, outcome), location,
-                    subject.key, fingerprint(rule, subject, outcome), rule.checklist, outcome.related,
-                    sensitive=_is_secret(outcome.blame))
+            Finding(
+                rule.id,
+                rule.severity,
+                render(rule.message, subject, outcome),
+                location,
+                subject.key,
+                fingerprint(rule, subject, outcome),
+                rule.checklist,
+                outcome.related,
+                sensitive=_is_secret(outcome.blame),
+            )
         )
         return
     status = "met" if outcome.result else "unknown"
@@ -145,17 +165,27 @@ def _dedupe(findings: Iterable[Finding]) -> list[Finding]:
     """Overlapping compose views (base alone, base+override) can see the same node twice."""
     seen: dict[tuple[str, str, int, str], Finding] = {}
     for finding in findings:
-        key = (finding.rule_id, finding.location.path, finding.location.span.start_line, finding.fingerprint)
+        key = (
+            finding.rule_id,
+            finding.location.path,
+            finding.location.span.start_line,
+            finding.fingerprint,
+        )
         seen.setdefault(key, finding)
     return sorted(seen.values(), key=Finding.sort_key)
 
 
-def select_rules(rules: Sequence[Rule], select: Iterable[str] = (), ignore: Iterable[str] = ()) -> list[Rule]:
+def select_rules(
+    rules: Sequence[Rule], select: Iterable[str] = (), ignore: Iterable[str] = ()
+) -> list[Rule]:
     chosen = set(select)
     dropped = set(ignore)
     return [
-        r for r in rules
-        if (not chosen or r.id in chosen or r.name in chosen) and r.id not in dropped and r.name not in dropped
+        r
+        for r in rules
+        if (not chosen or r.id in chosen or r.name in chosen)
+        and r.id not in dropped
+        and r.name not in dropped
     ]
 
 

@@ -58,7 +58,9 @@ def builtin_policy_dir() -> Path:
 def _schema_validator() -> Any:
     import jsonschema
 
-    schema = json.loads(resources.files("policyscan.policy").joinpath("policy.schema.json").read_text("utf-8"))
+    schema = json.loads(
+        resources.files("policyscan.policy").joinpath("policy.schema.json").read_text("utf-8")
+    )
     return jsonschema.Draft202012Validator(schema)
 
 
@@ -69,7 +71,7 @@ def _keypath(parts: Iterable[Any]) -> str:
 def _policy_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise PolicyError(f"{directory}: policy directory not found")
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(directory):
         dirnames.sort()
         found.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith((".yaml", ".yml")))
@@ -84,15 +86,15 @@ def load_policy_file(path: Path, *, builtin: bool, checklist_ids: frozenset[str]
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise PolicyError(f"{label}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise PolicyError(f"{label}{at}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"{label}: cannot read: {exc}") from None
     if not isinstance(raw, dict):
         raise PolicyError(f"{label}: a policy file is a mapping with id, name, scope, ...")
     rule_id = raw.get("id") if isinstance(raw.get("id"), str) else "?"
     prefix = f"{label}: rule {rule_id}"
-    errors = sorted(_schema_validator().iter_errors(raw), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = list(_schema_validator().iter_errors(raw))
     if errors:
         import jsonschema.exceptions
 
@@ -100,12 +102,16 @@ def load_policy_file(path: Path, *, builtin: bool, checklist_ids: frozenset[str]
         raise PolicyError(f"{prefix}: {_keypath(best.absolute_path)}: {best.message}")
     model = PolicyModel.model_validate(raw)
     if model.scope not in SCOPES:
-        raise PolicyError(f"{prefix}: scope: unknown scope {model.scope!r} (known: {', '.join(SCOPES)})")
+        raise PolicyError(
+            f"{prefix}: scope: unknown scope {model.scope!r} (known: {', '.join(SCOPES)})"
+        )
     for index, item in enumerate(model.checklist):
         if item not in checklist_ids:
             raise PolicyError(f"{prefix}: checklist -> {index}: unknown checklist id {item!r}")
     try:
-        where = compile_condition(model.where, "where", PREDICATES) if model.where is not None else None
+        where = (
+            compile_condition(model.where, "where", PREDICATES) if model.where is not None else None
+        )
         check = compile_condition(model.assert_, "assert", PREDICATES)
     except PolicyError as exc:
         raise PolicyError(f"{prefix}: {exc}") from None
@@ -129,7 +135,9 @@ def load_policy_file(path: Path, *, builtin: bool, checklist_ids: frozenset[str]
     )
 
 
-def load_policies(extra_dirs: Sequence[str | Path] = (), *, include_builtin: bool = True) -> list[Rule]:
+def load_policies(
+    extra_dirs: Sequence[str | Path] = (), *, include_builtin: bool = True
+) -> list[Rule]:
     from policyscan.checklist import items
 
     checklist_ids = frozenset(items())
@@ -143,7 +151,9 @@ def load_policies(extra_dirs: Sequence[str | Path] = (), *, include_builtin: boo
         for path in _policy_files(directory):
             rule = load_policy_file(path, builtin=builtin, checklist_ids=checklist_ids)
             if rule.id in seen:
-                raise PolicyError(f"{path}: rule {rule.id}: id: duplicate id, already defined in {seen[rule.id]}")
+                raise PolicyError(
+                    f"{path}: rule {rule.id}: id: duplicate id, already defined in {seen[rule.id]}"
+                )
             seen[rule.id] = str(path)
             rules.append(rule)
     return sorted(rules, key=lambda r: r.id)

@@ -63,7 +63,9 @@ def _known(fn: Callable[[Value, Any], bool | None]) -> Operator:
 
 
 def _exists(value: Value | None, _arg: Any) -> bool | None:
-    return value is not None and not (value.known and value.data is None and value.text in (None, "", "~", "null"))
+    return value is not None and not (
+        value.known and value.data is None and value.text in (None, "", "~", "null")
+    )
 
 
 def _absent(value: Value | None, arg: Any) -> bool | None:

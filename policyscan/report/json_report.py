@@ -38,7 +38,9 @@ def finding_dict(finding: Finding, report: Report) -> dict[str, Any]:
         "key": finding.key,
         "fingerprint": finding.fingerprint,
         "checklist": list(finding.checklist),
-        "related": [{"message": r.message, "location": _location(r.location)} for r in finding.related],
+        "related": [
+            {"message": r.message, "location": _location(r.location)} for r in finding.related
+        ],
         "remediation": rule.model.docs.fix.strip() if rule else None,
         "suppressed": finding.suppressed,
     }

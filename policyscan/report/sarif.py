@@ -64,7 +64,9 @@ def rule_descriptor(rule: Rule) -> dict[str, Any]:
         "id": rule.id,
         "name": rule.name,
         "shortDescription": {"text": docs.short_description(rule)},
-        "fullDescription": {"text": (rule.model.docs.what.strip() + " " + rule.model.docs.why.strip())[:1024]},
+        "fullDescription": {
+            "text": (rule.model.docs.what.strip() + " " + rule.model.docs.why.strip())[:1024]
+        },
         "help": {"text": docs.text(rule), "markdown": docs.markdown(rule)},
         "helpUri": docs.help_uri(rule),
         "defaultConfiguration": {"level": LEVEL[rule.severity]},
@@ -81,7 +83,11 @@ def rule_descriptor(rule: Rule) -> dict[str, Any]:
 def _result(finding: Finding, index: dict[str, int], report: Report) -> dict[str, Any]:
     message = finding.message
     if finding.related:
-        message += " (see " + ", ".join(f"[{r.message}]({i + 1})" for i, r in enumerate(finding.related)) + ")"
+        message += (
+            " (see "
+            + ", ".join(f"[{r.message}]({i + 1})" for i, r in enumerate(finding.related))
+            + ")"
+        )
     result: dict[str, Any] = {
         "ruleId": finding.rule_id,
         "ruleIndex": index[finding.rule_id],
@@ -97,7 +103,9 @@ def _result(finding: Finding, index: dict[str, int], report: Report) -> dict[str
             for i, r in enumerate(finding.related)
         ]
     if finding.suppressed is not None:
-        result["suppressions"] = [{"kind": "inSource", "justification": finding.suppressed or "no reason given"}]
+        result["suppressions"] = [
+            {"kind": "inSource", "justification": finding.suppressed or "no reason given"}
+        ]
     return result
 
 
@@ -131,7 +139,9 @@ def render(report: Report) -> str:
         "columnKind": "unicodeCodePoints",
         "invocations": [
             {
-                "executionSuccessful": not any(p.code in ("rule-error", "parser-error") for p in result.problems),
+                "executionSuccessful": not any(
+                    p.code in ("rule-error", "parser-error") for p in result.problems
+                ),
                 "toolExecutionNotifications": notifications,
             }
         ],

@@ -19,7 +19,9 @@ _BOLD, _DIM, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[0m"
 
 
 def render(report: Report) -> str:
-    paint = (lambda code, text: f"{code}{text}{_RESET}") if report.color else (lambda _c, text: text)
+    paint = (
+        (lambda code, text: f"{code}{text}{_RESET}") if report.color else (lambda _c, text: text)
+    )
     lines: list[str] = []
     shown = [f for f in report.result.findings if f.suppressed is None]
     for path, group in groupby(shown, key=lambda f: f.location.path):
@@ -31,7 +33,10 @@ def render(report: Report) -> str:
         lines.append(paint(_BOLD, "Problems (files or parts of files not scanned)"))
         for problem in report.result.problems:
             span = problem.span
-            lines.append(f"  {problem.path}:{span.start_line}:{span.start_col}  {problem.level:<7} {problem.message}")
+            lines.append(
+                f"  {problem.path}:{span.start_line}:{span.start_col}  "
+                f"{problem.level:<7} {problem.message}"
+            )
         lines.append("")
     if not report.quiet:
         lines.append(_summary(report, shown))

@@ -1,0 +1,118 @@
+"""Each parser adapter: exact spans, the format's own quirks, and bad input as a Problem."""
+
+from __future__ import annotations
+
+from policyscan.model import Artifact, Kind, Span
+from policyscan.parsers import parse
+
+
+def _doc(kind: Kind, path: str, text: str):  # type: ignore[no-untyped-def]
+    return parse(Artifact(path, "/nonexistent/" + path, kind), text)
+
+
+def test_env_lines_skip_leading_blank_lines_and_handle_export_quotes_multiline() -> None:
+    doc = _doc(Kind.ENV, ".env", "A=1\n\n\n  export B = \"two\"\r\nC='x\ny'\nD=4 # comment\n=bad\n")
+    got = {e.name: (e.value, e.name_span.start_line, e.value_span.start_col) for e in doc.entries}
+    assert got == {"A": ("1", 1, 3), "B": ("two", 4, 14), "C": ("x\ny", 5, 3), "D": ("4", 7, 3)}
+    assert [(p.span.start_line, p.code) for p in doc.problems] == [(8, "parse-error")]
+
+
+def test_compose_merge_keys_anchors_yaml11_booleans_and_raw_text() -> None:
+    text = (
+        "x-logging: &logging\n  driver: json-file\n  options:\n    max-size: 10m\n"
+        "services:\n  web:\n    <<: *logging\n    environment:\n      DEBUG: yes\n"
+        "    ports: [5432:5432]\n"
+    )
+    doc = _doc(Kind.COMPOSE, "docker-compose.yml", text)
+    web = doc.services()["web"]
+    assert web.lookup("options.max-size").data == "10m"
+    assert web.lookup("options.max-size").span.start_line == 4  # where the anchor defines it
+    debug = web.lookup("environment.DEBUG")
+    assert debug.data is True and debug.text == "yes" and debug.span == Span(9, 14, 9, 17)
+    assert web.lookup("ports.0").as_str() == "5432:5432"  # base 60 in YAML 1.1: keep the text
+
+
+def test_compose_syntax_error_and_alias_bomb_are_problems() -> None:
+    broken = _doc(Kind.COMPOSE, "c.yml", "services:\n  web: [\n")
+    assert broken.root is None and broken.problems[0].span.start_line == 3
+    bomb = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join(["*" + chr(97 + i)] * 9) + "]\n" for i in range(8)
+    )
+    doc = _doc(Kind.COMPOSE, "c.yml", bomb)
+    assert doc.root is None and doc.problems[0].code == "too-complex"
+
+
+def test_terraform_literals_references_heredocs_dynamic_blocks() -> None:
+    text = (
+        'resource "aws_db_instance" "db" {\n'
+        "  backup_retention_period = var.days\n"
+        "  multi_az = true\n"
+        '  tags = { Name = "x" }\n'
+        '  dynamic "ingress" {\n'
+        "    for_each = var.rules\n"
+        "    content { from_port = 22 }\n"
+        "  }\n"
+        "  policy = <<-EOT\n"
+        '    {"a": 1}\n'
+        "  EOT\n"
+        "  port = -1\n"
+        '  name = "${var.env}-db"\n'
+        "}\n"
+    )
+    doc = _doc(Kind.TERRAFORM, "main.tf", text)
+    (block,) = doc.blocks
+    assert block.address == "aws_db_instance.db" and block.span.start_line == 1
+    body = block.body
+    days = body.get("backup_retention_period")
+    assert days is not None and not days.known and days.text == "var.days" and days.span.start_line == 2
+    assert body.get("multi_az").data is True
+    assert body.lookup("tags.Name").data == "x"
+    ingress = body.get("ingress")
+    assert ingress is not None and ingress.data[0].known is False  # dynamic: shape known, count not
+    assert body.get("policy").data == '{"a": 1}\n'
+    assert body.get("port").data == -1
+    assert body.get("name").known is False
+    assert not doc.problems
+
+
+def test_terraform_syntax_error_is_located() -> None:
+    doc = _doc(Kind.TERRAFORM, "main.tf", 'resource "x" "y" {\n  a = 1\n')
+    assert doc.problems and doc.problems[0].span.start_line >= 2
+
+
+def test_dockerfile_stages_heredocs_args_and_env_lines() -> None:
+    text = (
+        "ARG BASE=python:3.12-slim\n"
+        "FROM ${BASE} AS build\n"
+        "RUN <<EOF\npip wheel .\nEOF\n"
+        "FROM python:3.12-slim\n"
+        "ENV A=1 \\\n    SECRET_KEY=abc\n"
+        "COPY --from=build /w /w\n"
+        "USER app\n"
+    )
+    doc = _doc(Kind.DOCKERFILE, "Dockerfile", text)
+    assert [(s.image, s.alias, s.span.start_line) for s in doc.stages] == [
+        ("${BASE}", "build", 2),
+        ("python:3.12-slim", None, 6),
+    ]
+    assert [(a.name, a.span.start_line) for a in doc.global_args] == [("BASE", 1)]
+    final = doc.final
+    assert final is not None
+    assert [(a.name, a.value, a.span.start_line) for a in final.assignments] == [("A", "1", 7), ("SECRET_KEY", "abc", 8)]
+    assert doc.stages[0].instructions[1].heredocs == ("pip wheel .\n",)
+    assert final.instructions[2].flag("from") == "build"
+
+
+def test_dockerfile_unterminated_heredoc_is_a_problem() -> None:
+    doc = _doc(Kind.DOCKERFILE, "Dockerfile", "FROM x\nRUN <<EOF\necho\n")
+    assert doc.problems and "heredoc" in doc.problems[0].message
+
+
+def test_nginx_never_reads_includes_itself_and_reports_unbalanced_braces() -> None:
+    doc = _doc(Kind.NGINX, "nginx.conf", "http {\n  include /etc/passwd;\n  server {\n    listen 443 ssl;\n  }\n}\n")
+    (http,) = doc.directives
+    assert http.block is not None
+    assert [d.name for d in http.block] == ["include", "server"]
+    assert http.block[1].span.start_line == 3
+    broken = _doc(Kind.NGINX, "nginx.conf", "server {\n  listen 80;\n")
+    assert broken.problems and broken.problems[0].span.start_line == 2

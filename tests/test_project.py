@@ -1,0 +1,126 @@
+"""The cross-file view: environments, compose overrides and interpolation, nginx includes and
+header inheritance, Terraform variable resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from policyscan.cli import main
+from policyscan.discover import discover
+from policyscan.interpolate import interpolate
+from policyscan.model import Environment
+from policyscan.project import Project
+from policyscan.scan import parse_artifact
+from tests.conftest import write_tree
+
+
+def _project(root: Path) -> Project:
+    found = discover([str(root)], str(root))
+    docs = {a.path: parse_artifact(a, 1 << 20)[0] for a in found.artifacts}
+    return Project(found.root, found.artifacts, docs)
+
+
+def test_interpolation_forms() -> None:
+    env = {"A": "1", "E": ""}
+    assert interpolate("${A}", env).text == "1"
+    assert interpolate("${B}", env).text is None
+    assert interpolate("${B:-d}", env).text == "d"
+    assert interpolate("${E:-d}", env).text == "d"
+    assert interpolate("${E-d}", env).text == ""
+    assert interpolate("$$A", env).text == "$A"
+    assert interpolate("${B:?required}", env).text is None
+    assert interpolate("${B:-${A}}", env).text == "1"
+    assert interpolate("x$A/y", env).text == "x1/y"
+
+
+def test_environments_from_names_and_the_lone_file(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {
+        "docker-compose.yml": "services: {}\n",
+        "docker-compose.prod.yml": "services: {}\n",
+        "docker-compose.override.yml": "services: {}\n",
+        "deploy/.env": "A=1\n",
+        "deploy/.env.example": "A=\n",
+    })
+    found = discover([str(root)], str(root))
+    envs = {a.path: (a.environment, a.template) for a in found.artifacts}
+    assert envs == {
+        "docker-compose.yml": (Environment.UNKNOWN, False),
+        "docker-compose.prod.yml": (Environment.PRODUCTION, False),
+        "docker-compose.override.yml": (Environment.DEVELOPMENT, False),
+        "deploy/.env": (Environment.PRODUCTION, False),  # the only deployed env file
+        "deploy/.env.example": (Environment.UNKNOWN, True),
+    }
+
+
+def test_dev_compose_debug_beside_clean_prod_file_is_not_a_finding(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {
+        "docker-compose.yml": "services:\n  web:\n    image: app:1.0\n",
+        "docker-compose.dev.yml": "services:\n  web:\n    environment:\n      DEBUG: 1\n",
+        "docker-compose.prod.yml": "services:\n  web:\n    environment:\n      DEBUG: 0\n",
+    })
+    assert main([str(root), "--select", "PSE001"]) == 0
+    (tmp_path / "docker-compose.prod.yml").write_text("services:\n  web:\n    environment:\n      DEBUG: 1\n")
+    assert main([str(root), "--select", "PSE001"]) == 1
+
+
+def test_compose_production_view_merges_override_and_interpolates(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {
+        ".env": "TAG=1.4\nPW=from-env\n",
+        "docker-compose.yml": (
+            "services:\n  web:\n    image: shop:${TAG}\n    environment:\n      - A=1\n      - PW=${PW}\n"
+            "    ports: ['80:80']\n"
+        ),
+        "docker-compose.prod.yml": "services:\n  web:\n    environment:\n      A: 2\n    ports: ['443:443']\n",
+    })
+    project = _project(root)
+    (prod,) = [v for v in project.compose_views if v.environment is Environment.PRODUCTION]
+    web = prod.services["web"]
+    assert web.lookup("image").data == "shop:1.4" and web.lookup("image").literal is False
+    assert web.lookup("environment.A").as_str() == "2"
+    assert web.lookup("environment.A").path == "docker-compose.prod.yml"
+    assert web.lookup("environment.PW").literal is False
+    assert [p.as_str() for p in web.lookup("ports").data] == ["80:80", "443:443"]
+
+
+def test_nginx_includes_resolve_inside_root_and_headers_inherit_like_nginx(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {
+        "nginx/nginx.conf": (
+            "http {\n  add_header X-Frame-Options DENY;\n  include /etc/nginx/conf.d/*.conf;\n"
+            "  include ../../etc/secret.conf;\n}\n"
+        ),
+        "nginx/conf.d/site.conf": (
+            "server {\n  listen 443 ssl;\n  location / {\n    add_header Cache-Control no-store;\n  }\n"
+            "  location /b {\n  }\n}\n"
+        ),
+    })
+    project = _project(root)
+    contexts = project.nginx_contexts
+    kinds = [(k, c.directive.path, c.directive.span.start_line) for k, c in contexts]
+    assert kinds == [
+        ("server", "nginx/conf.d/site.conf", 1),
+        ("location", "nginx/conf.d/site.conf", 3),
+        ("location", "nginx/conf.d/site.conf", 6),
+    ]
+    server, loc_own, loc_inherit = (c for _, c in contexts)
+    assert set(server.headers) == {"x-frame-options"}
+    assert set(loc_own.headers) == {"cache-control"}  # declaring one drops the inherited ones
+    assert set(loc_inherit.headers) == {"x-frame-options"}
+    assert any("outside the scanned root" in p.message for p in project.problems)
+
+
+def test_terraform_variables_from_defaults_tfvars_and_locals(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {
+        "infra/variables.tf": 'variable "days" {\n  default = 3\n}\nvariable "free" {}\n',
+        "infra/terraform.tfvars": "days = 14\n",
+        "infra/main.tf": (
+            "locals {\n  env = \"prod\"\n}\n"
+            'resource "aws_db_instance" "a" {\n  backup_retention_period = var.days\n'
+            "  name = local.env\n  other = var.free\n}\n"
+        ),
+    })
+    (subject,) = _project(root).subjects("terraform.resource")
+    facts = subject.facts
+    assert facts.lookup("backup_retention_period").data == 14
+    assert facts.lookup("backup_retention_period").span.start_line == 5  # the use site
+    assert facts.lookup("name").data == "prod"
+    assert facts.lookup("other").known is False
