@@ -17,7 +17,7 @@ from policyscan import __version__
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 SEVERITIES = ("critical", "high", "medium", "low", "info", "never")
-FORMATS = ("text", "json", "sarif")
+FORMATS = ("text", "json", "sarif", "github", "junit", "markdown")
 
 
 class _DefaultToScan(click.Group):
@@ -37,6 +37,7 @@ def cli() -> None:
 
     \b
     policyscan [PATH]...             scan (the default command)
+    policyscan baseline [PATH]       record today's findings; later scans report new ones
     policyscan rules                 list the rules
     policyscan explain RULE_ID       a rule's documentation and examples
     """
@@ -48,54 +49,211 @@ def _color(no_color: bool, output: str | None) -> bool:
     return sys.stdout.isatty()
 
 
-@cli.command()
+class _ScanCommand(click.Command):
+    """Remembers the order in which ``--format`` and ``-o`` were given, so that each ``-o FILE``
+    goes with the ``--format`` before it (click keeps each repeated option's values, not how
+    two options interleave)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+            ctx.meta["policyscan.outputs"] = [
+                p.name for p in order if getattr(p, "name", None) in ("formats", "outputs")
+            ]
+        except click.UsageError:
+            pass  # the real parse below reports it
+        return super().parse_args(ctx, args)
+
+
+def _pair_outputs(
+    formats: Sequence[str], outputs: Sequence[str], order: Sequence[str] | None
+) -> list[tuple[str, str | None]]:
+    """``--format sarif -o results.sarif --format text`` -> [(sarif, results.sarif), (text, None)].
+    An ``-o`` before any ``--format`` goes with the next one; with no ``--format`` it is text."""
+    from policyscan.errors import UsageError
+
+    consistent = order is not None and (order.count("formats"), order.count("outputs")) == (
+        len(formats), len(outputs))
+    if order is None or not consistent:
+        order = ["formats"] * len(formats) + ["outputs"] * len(outputs)
+    pairs: list[list[str | None]] = []
+    pending: list[str] = []
+    fmt_iter, out_iter = iter(formats), iter(outputs)
+    for name in order:
+        if name == "formats":
+            pairs.append([next(fmt_iter), pending.pop(0) if pending else None])
+        elif pairs and pairs[-1][1] is None:
+            pairs[-1][1] = next(out_iter)
+        else:
+            pending.append(next(out_iter))
+    if pending and not formats:
+        pairs.append(["text", pending.pop(0)])
+    if pending:
+        raise UsageError(f"-o {pending[0]}: no --format left to write there "
+                         "(write --format FMT -o FILE)")
+    if not pairs:
+        pairs.append(["text", None])
+    result = [(str(f), None if o in (None, "-") else o) for f, o in pairs]
+    to_stdout = [f for f, o in result if o is None]
+    if len(to_stdout) > 1:
+        raise UsageError(f"formats {', '.join(to_stdout)} would all go to standard output: "
+                         "give all but one -o FILE")
+    files = [os.path.abspath(o) for _, o in result if o is not None]
+    if len(files) != len(set(files)):
+        raise UsageError("two formats are written to the same file")
+    return result
+
+
+@cli.command(cls=_ScanCommand)
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="Output format.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE.")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default="low", show_default=True,
-              help="Exit 1 when a finding is at or above this severity.")
-@click.option("--select", multiple=True, help="Run only these rule ids (repeatable, or comma-separated).")
+@click.option("--format", "-f", "formats", type=click.Choice(FORMATS), multiple=True,
+              help="Output format [default: text]. Repeatable: each -o FILE writes the "
+                   "--format before it.")
+@click.option("--output", "-o", "outputs", multiple=True, type=click.Path(dir_okay=False),
+              help="Write the preceding --format to FILE (repeatable).")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="Exit 1 when a finding is at or above this severity "
+                   "[default: low, or the config's fail-on].")
+@click.option("--select", multiple=True,
+              help="Run only these rule ids (repeatable, or comma-separated).")
 @click.option("--ignore", "ignore_rules", multiple=True, help="Skip these rule ids.")
 @click.option("--policies", "policy_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Add a directory of your own policies.")
-@click.option("--max-file-size", type=int, default=None, help="Skip files larger than this many bytes.")
+@click.option("--exclude", multiple=True, help="Skip paths matching this glob (repeatable).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Configuration file [default: .policyscan.yaml or pyproject.toml, "
+                   "searched upward].")
+@click.option("--baseline", type=click.Path(dir_okay=False),
+              help="Report only findings not recorded in this baseline file.")
+@click.option("--changed-since", metavar="REF",
+              help="Scan only files changed since git REF (plus staged and unstaged changes).")
+@click.option("--warn-unused-ignores", is_flag=True,
+              help="Report ignore comments that silence nothing.")
+@click.option("--sarif-include-suppressed", is_flag=True,
+              help="Keep silenced findings in SARIF, marked as suppressed.")
+@click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
+@click.option("--max-file-size", type=int, default=None,
+              help="Skip files larger than this many bytes.")
 @click.option("--no-color", is_flag=True, help="No ANSI colour (also NO_COLOR=1).")
 @click.option("-q", "--quiet", is_flag=True, help="Findings only: no problems, no summary.")
-def scan(paths: tuple[str, ...], fmt: str, output: str | None, fail_on: str, select: tuple[str, ...],
-         ignore_rules: tuple[str, ...], policy_dirs: tuple[str, ...], max_file_size: int | None,
+def scan(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tuple[str, ...],
+         fail_on: str | None, select: tuple[str, ...], ignore_rules: tuple[str, ...],
+         policy_dirs: tuple[str, ...], exclude: tuple[str, ...], config_file: str | None,
+         baseline: str | None, changed_since: str | None, warn_unused_ignores: bool,
+         sarif_include_suppressed: bool, statistics: bool, max_file_size: int | None,
          no_color: bool, quiet: bool) -> None:
-    """Scan PATHS (files or directories; default: the current directory)."""
-    from policyscan.discover import DEFAULT_MAX_BYTES, DiscoveryOptions
-    from policyscan.policy.engine import select_rules
-    from policyscan.policy.loader import load_policies
+    """Scan PATHS (files or directories; default: the current directory).
+
+    Given files (as pre-commit does), only those are reported on, with the files around them
+    read for context.
+    """
+    from policyscan.plan import Settings, make_plan
     from policyscan.report import Report, render
-    from policyscan.scan import ScanOptions, scan as run_scan
 
-    rules = load_policies(policy_dirs)
-    chosen = select_rules(rules, _split(select), _split(ignore_rules))
-    _check_known(rules, _split(select) + _split(ignore_rules))
-    options = ScanOptions(
-        paths=paths or (".",),
-        discovery=DiscoveryOptions(max_bytes=max_file_size or DEFAULT_MAX_BYTES),
-    )
-    result = run_scan(chosen, options)
-    report = Report(result, {r.id: r for r in chosen}, color=_color(no_color, output), quiet=quiet)
-    _emit(render(fmt, report), output)
-    raise SystemExit(_exit_code(result, fail_on))
+    order = click.get_current_context().meta.get("policyscan.outputs")
+    targets = _pair_outputs(formats, outputs, order)
+    plan = make_plan(Settings(
+        paths=paths, config=config_file, select=select, ignore=ignore_rules,
+        policy_dirs=policy_dirs, exclude=exclude, fail_on=fail_on, max_file_size=max_file_size,
+        baseline=baseline, changed_since=changed_since, warn_unused_ignores=warn_unused_ignores,
+    ))
+    result = _run(plan)
+    rules_by_id = {r.id: r for r in plan.rules}
+    for fmt, output in targets:
+        report = Report(result, rules_by_id, color=_color(no_color, output), quiet=quiet,
+                        include_suppressed=sarif_include_suppressed)
+        _emit(render(fmt, report), output)
+    if statistics:
+        click.echo(_statistics(result, rules_by_id), nl=False)
+    unexplained = sum(1 for f in result.findings if f.suppressed == "")
+    if unexplained and not quiet:
+        are = "findings are" if unexplained != 1 else "finding is"
+        click.echo(f"policyscan: note: {unexplained} {are} ignored without a reason "
+                   "(write it after the ignore comment)", err=True)
+    raise SystemExit(_exit_code(result, plan.fail_on))
 
 
-def _split(values: Sequence[str]) -> list[str]:
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+def _run(plan: Any) -> Any:
+    from policyscan import progress
+    from policyscan.model import ScanResult
+    from policyscan.scan import scan as run_scan
+
+    if plan.nothing_to_scan:
+        return ScanResult(root=plan.root, rules_run=[r.id for r in plan.rules])
+    bar = progress.Progress(sys.stderr) if progress.wanted(sys.stderr) else None
+    try:
+        return run_scan(plan.rules, plan.scan_options(bar))
+    finally:
+        if bar is not None:
+            bar.close()
 
 
-def _check_known(rules: Sequence[Any], ids: Sequence[str]) -> None:
+def _statistics(result: Any, rules: Any) -> str:
+    from collections import Counter
+
+    active = Counter(f.rule_id for f in result.findings if f.suppressed is None)
+    silenced = Counter(f.rule_id for f in result.findings if f.suppressed is not None)
+    lines = []
+    for rule_id in sorted(set(active) | set(silenced), key=lambda r: (-active[r], r)):
+        rule = rules.get(rule_id)
+        extra = f"  ({silenced[rule_id]} silenced)" if silenced[rule_id] else ""
+        name = rule.name if rule else ""
+        severity = rule.severity.value if rule else ""
+        lines.append(f"{active[rule_id]:>5}  {rule_id:<8} {severity:<8} {name}{extra}")
+    total = sum(active.values())
+    extra = f"  ({sum(silenced.values())} silenced)" if silenced else ""
+    lines.append(f"{total:>5}  total{extra}")
+    return "\n".join(lines) + "\n"
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Baseline file [default: the config's baseline, else .policyscan-baseline.json "
+                   "beside the config file, else in the current directory].")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Configuration file.")
+@click.option("--select", multiple=True, help="Record only these rule ids.")
+@click.option("--ignore", "ignore_rules", multiple=True, help="Do not record these rule ids.")
+@click.option("--policies", "policy_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Add a directory of your own policies.")
+@click.option("--exclude", multiple=True, help="Skip paths matching this glob (repeatable).")
+def baseline(paths: tuple[str, ...], output: str | None, config_file: str | None,
+             select: tuple[str, ...], ignore_rules: tuple[str, ...], policy_dirs: tuple[str, ...],
+             exclude: tuple[str, ...]) -> None:
+    """Record today's findings in PATHS so that `policyscan --baseline FILE` reports only new ones.
+
+    Findings are recorded by fingerprint (rule, file, the node's logical key and what is wrong),
+    never by line, and without any value: moving code keeps a finding recorded, changing the
+    offending value makes it new.
+    """
     from policyscan.errors import UsageError
+    from policyscan.plan import Settings, default_baseline_path, make_plan
+    from policyscan.suppress import baseline_text
 
-    known = {r.id for r in rules} | {r.name for r in rules}
-    unknown = [i for i in ids if i not in known]
-    if unknown:
-        raise UsageError(f"unknown rule id: {', '.join(unknown)} (see `policyscan rules`)")
+    settings = Settings(paths=paths, config=config_file, select=select, ignore=ignore_rules,
+                        policy_dirs=policy_dirs, exclude=exclude, use_baseline=False)
+    target = os.path.abspath(output) if output else default_baseline_path(settings)
+    plan = make_plan(Settings(**{**_fields(settings), "baseline": target}))
+    result = _run(plan)
+    text = baseline_text(result.findings, result.root, target)
+    try:
+        with open(target, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    recorded = sum(1 for f in result.findings if f.suppressed is None)
+    noun = "finding" if recorded == 1 else "findings"
+    click.echo(f"policyscan: recorded {recorded} {noun} in {target}", err=True)
+    if result.problems:
+        click.echo(f"policyscan: {len(result.problems)} problem(s) met while scanning: "
+                   "run `policyscan` to see them", err=True)
+
+
+def _fields(settings: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -187,3 +345,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("policyscan: set POLICYSCAN_DEBUG=1 for the traceback, and please report it", err=True)
         return EXIT_INTERNAL
     return EXIT_OK
+
+
+CHECKLIST_FORMATS = ("text", "markdown", "json", "html")
+
+
+@cli.command("checklist")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--format", "-f", "fmt", type=click.Choice(CHECKLIST_FORMATS), default="text",
+              show_default=True, help="Output format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE.")
+@click.option("--fail-under", type=click.FloatRange(0, 100), default=None, metavar="PERCENT",
+              help="Exit 1 when readiness (met / applicable items) is under PERCENT.")
+@click.option("--section", "section_name", default=None, metavar="NAME",
+              help="Show one section (a title such as Security, or a part such as "
+                   "'Deployment Execution'); readiness and --fail-under then cover it alone.")
+@click.option("--policies", "policy_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Add a directory of your own policies.")
+@click.option("--no-color", is_flag=True, help="No ANSI colour (also NO_COLOR=1).")
+def checklist_command(paths: tuple[str, ...], fmt: str, output: str | None,
+                      fail_under: float | None, section_name: str | None,
+                      policy_dirs: tuple[str, ...], no_color: bool) -> None:
+    """The production deployment checklist for PATHS, filled in from the files: each item met
+    (with its evidence), unmet (with its findings), not determinable, or manual."""
+    from policyscan import readiness
+    from policyscan.policy.loader import load_policies
+    from policyscan.scan import ScanOptions
+    from policyscan.scan import scan as run_scan
+
+    rules = load_policies(policy_dirs)
+    result = run_scan(rules, ScanOptions(paths=paths or (".",)))
+    filled = readiness.evaluate(result, rules, section=section_name)
+    options = readiness.RenderOptions(
+        color=_color(no_color, output), link_prefix=readiness.link_prefix_for(result.root, output)
+    )
+    _emit(readiness.render(fmt, filled, options), output)
+    if fail_under is not None and filled.tally.below(fail_under):
+        t = filled.tally
+        click.echo(f"policyscan: readiness {readiness.format_percent(t.percent)} ({t.met} of "
+                   f"{t.applicable} applicable items met) is under --fail-under {fail_under:g}%",
+                   err=True)
+        raise SystemExit(EXIT_FINDINGS)
+    raise SystemExit(EXIT_OK)

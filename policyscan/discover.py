@@ -124,20 +124,68 @@ def environment_of(relpath: str, kind: Kind) -> Environment:
     return Environment.UNKNOWN
 
 
-def _load_gitignore(directory: str) -> object | None:
+MAX_GITIGNORE_BYTES = 1024 * 1024
+# pathspec turns each ``*`` into a backtracking regex group: a pattern with k of them costs
+# O(len(path) ** k) per path, so a crafted .gitignore could stall discovery. Past this many
+# wildcard runs a pattern is reported and not applied (the files it names are scanned).
+MAX_GITIGNORE_WILDCARDS = 2
+_WILDCARD_RUN = re.compile(r"\*+")
+
+
+def _load_gitignore(directory: str, root: str, result: Discovery) -> object | None:
+    """The directory's .gitignore, read like a scanned file: a regular file only (a FIFO would
+    block, a link could point anywhere), never blocking, never more than a megabyte."""
     path = os.path.join(directory, ".gitignore")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        fd = os.open(path, flags)
     except OSError:
         return None
+    try:
+        data = os.read(fd, MAX_GITIGNORE_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    rel = _relposix(path, root)
+    if len(data) > MAX_GITIGNORE_BYTES:
+        result.problems.append(
+            Problem(
+                rel,
+                Span.line(1),
+                f"not applied: over {MAX_GITIGNORE_BYTES} bytes",
+                "gitignore",
+                "warning",
+            )
+        )
+        return None
+    lines = data.decode("utf-8", "replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.startswith("#") and len(_WILDCARD_RUN.findall(line)) > MAX_GITIGNORE_WILDCARDS:
+            lines[number - 1] = ""
+            result.problems.append(
+                Problem(
+                    rel,
+                    Span.line(number),
+                    f"pattern not applied: more than {MAX_GITIGNORE_WILDCARDS} wildcards",
+                    "gitignore",
+                    "note",
+                )
+            )
     import pathspec
 
     return pathspec.PathSpec.from_lines("gitwildmatch", lines)
 
 
 def _relposix(path: str, root: str) -> str:
-    return Path(os.path.relpath(path, root)).as_posix()
+    rel = Path(os.path.relpath(path, root)).as_posix()
+    if any("\udc80" <= char <= "\udcff" for char in rel):
+        # A name that is not UTF-8 arrives with its bad bytes as lone surrogates, which no
+        # report can encode: show them as \xNN instead (the real name is kept for opening).
+        rel = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return rel
 
 
 def _excluded(relpath: str, patterns: Sequence[str]) -> bool:
@@ -196,9 +244,16 @@ def _walk(
     result: Discovery,
 ) -> None:
     ignores: list[tuple[str, object]] = []
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+
+    def unreadable(exc: OSError) -> None:
+        where = _relposix(exc.filename, root) if exc.filename else "."
+        result.problems.append(
+            Problem(where, Span.line(1), f"cannot read directory: {exc.strerror}", "unreadable")
+        )
+
+    for dirpath, dirnames, filenames in os.walk(top, onerror=unreadable, followlinks=False):
         if opts.respect_gitignore:
-            spec = _load_gitignore(dirpath)
+            spec = _load_gitignore(dirpath, root, result)
             if spec is not None:
                 ignores.append((dirpath, spec))
         active = [(d, s) for d, s in ignores if dirpath == d or dirpath.startswith(d + os.sep)]
@@ -275,9 +330,14 @@ def _artifact(
             )
         return None
     if needs_sniff:
+        # Non-blocking and not following links: the file may have been swapped since lstat.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
         try:
-            with open(absolute, "rb") as handle:
-                head = handle.read(4096)
+            fd = os.open(absolute, flags)
+            try:
+                head = os.read(fd, 4096)
+            finally:
+                os.close(fd)
         except OSError:
             return None
         kind_template = classify(rel, head)

@@ -105,9 +105,12 @@ class Value:
     def get(self, key: str) -> Value | None:
         if isinstance(self.data, dict):
             return self.data.get(key)
-        if isinstance(self.data, list) and key.isdigit():
-            index = int(key)
-            return self.data[index] if index < len(self.data) else None
+        if isinstance(self.data, list):
+            if key.isdigit():
+                index = int(key)
+                return self.data[index] if index < len(self.data) else None
+            # A nested Terraform block is a list of one: `versioning.enabled` reads the first.
+            return self.data[0].get(key) if self.data else None
         return None
 
     def lookup(self, dotted: str) -> Value | None:

@@ -84,6 +84,8 @@ def _normalise_mapping_list(value: Value) -> Value:
             rest if sep else None,
             item.path,
             Span(item.span.start_line, col, item.span.end_line, item.span.end_col),
+            known=bool(sep),  # a bare `- NAME` passes the deploying shell's value through
+            literal=bool(sep),
             text=rest if sep else None,
         )
         entry.key_span = item.span
@@ -126,21 +128,25 @@ class ComposeView:
         return "+".join(posixpath.basename(f) for f in self.files)
 
 
-def _interpolate_tree(value: Value, env: dict[str, str], refs: list[tuple[str, bool, Value]], depth: int = 0) -> Value:
+def _interpolate_tree(value: Value, env: dict[str, str], refs: list[tuple[str, bool, Value]]) -> Value:
+    """A copy of the tree with ``${VAR}`` resolved. Containers are always new, so a view may
+    change its own tree without touching the parsed document (other views share it); leaves
+    are new only where interpolation changed them."""
     if isinstance(value.data, dict):
-        value.data = {k: _interpolate_tree(v, env, refs, depth + 1) for k, v in value.data.items()}
-        return value
+        data = {k: _interpolate_tree(v, env, refs) for k, v in value.data.items()}
+        return Value(data, value.path, value.span, value.known, value.literal, value.text,
+                     value.sensitive, value.key_span)
     if isinstance(value.data, list):
-        value.data = [_interpolate_tree(v, env, refs, depth + 1) for v in value.data]
-        return value
+        items = [_interpolate_tree(v, env, refs) for v in value.data]
+        return Value(items, value.path, value.span, value.known, value.literal, value.text,
+                     value.sensitive, value.key_span)
     if not isinstance(value.data, str) or "$" not in value.data:
         return value
     result = interpolate(value.data, env)
     for name, has_default in result.references:
         refs.append((name, has_default, value))
     if not result.substituted:
-        value.data = result.text
-        return value
+        return Value(result.text, value.path, value.span, text=value.text, key_span=value.key_span)
     if result.text is None:
         return Value(None, value.path, value.span, known=False, literal=False, text=value.text, key_span=value.key_span)
     return Value(result.text, value.path, value.span, literal=False, text=result.text, key_span=value.key_span)
@@ -288,21 +294,16 @@ class Project:
         root: Value | None = None
         for doc in docs:
             assert doc.root is not None
-            fresh = copy.deepcopy(doc.root)
-            root = fresh if root is None else _merge(root, fresh)
+            root = doc.root if root is None else _merge(root, doc.root)
         assert root is not None
         refs: list[tuple[str, bool, Value]] = []
-        root = _interpolate_tree(root, dotenv, refs)
+        # Normalise `- A=${A}` to mapping form first, so each value is interpolated (and marked
+        # as not literal) on its own, exactly like the mapping form.
+        root = _interpolate_tree(_normalise_services(root), dotenv, refs)
         services: dict[str, Value] = {}
         svc_root = root.get("services")
         if svc_root is not None and isinstance(svc_root.data, dict):
-            for name, svc in svc_root.data.items():
-                if not isinstance(svc.data, dict):
-                    continue
-                for key in _MAPPING_LISTS:
-                    if key in svc.data:
-                        svc.data[key] = _normalise_mapping_list(svc.data[key])
-                services[name] = svc
+            services = {n: s for n, s in svc_root.data.items() if isinstance(s.data, dict)}
         return ComposeView(directory, [d.artifact.path for d in docs], env, services, root, dotenv, refs)
 
     def dotenv_for(self, directory: str) -> dict[str, str]:
@@ -337,6 +338,17 @@ class Project:
             name = posixpath.basename(doc.artifact.path)
             if name.startswith("terraform.tfvars") or ".auto.tfvars" in name:
                 modules[posixpath.dirname(doc.artifact.path)].variables.update(doc.attributes)
+        # A module that another module of the scan calls (`source = "../../"`) gets its inputs
+        # from the caller: its defaults are only fallbacks, so `var.x` there stays unknown.
+        for module in list(modules.values()):
+            for block in module.blocks:
+                source = block.body.get("source") if block.type == "module" else None
+                text = source.as_str() if source is not None and source.known else None
+                if text and text.startswith(("./", "../")):
+                    target = posixpath.normpath(posixpath.join(module.directory, text))
+                    called = modules.get("" if target == "." else target)
+                    if called is not None and called is not module:
+                        called.variables.clear()
         return modules
 
     def terraform_blocks(self, block_type: str) -> Iterable[tuple[TerraformModule, Block]]:
@@ -353,8 +365,17 @@ class Project:
         docs = {d.artifact.path: d for d in self.docs(Kind.NGINX)}
         included: set[str] = set()
         spliced: dict[str, list[Directive]] = {}
+        problems: dict[str, list[Problem]] = {}
         for path, doc in docs.items():
+            before = len(self.problems)
             spliced[path] = self._splice(doc, doc.directives, path, docs, included, 0)
+            problems[path] = self.problems[before:]
+            del self.problems[before:]
+        # An included file's own includes resolve from the main file's directory, as in nginx;
+        # what they looked like when the file was read on its own does not count.
+        for path in sorted(problems):
+            if path not in included:
+                self.problems.extend(problems[path])
         out: list[tuple[str, NginxContext]] = []
         for path in sorted(spliced):
             if path in included:
@@ -368,6 +389,9 @@ class Project:
         for directive in block:
             if directive.name == "include" and directive.args and depth < 10:
                 targets = self._include_targets(directive, main, docs)
+                if not targets:
+                    # Kept, so rules can tell "not set" from "set somewhere we could not read".
+                    out.append(directive)
                 for target in targets:
                     if target != doc.artifact.path:
                         included.add(target)
@@ -410,6 +434,22 @@ _NGINX_STOCK_FILES = frozenset(
     {"mime.types", "fastcgi_params", "fastcgi.conf", "uwsgi_params", "scgi_params",
      "proxy_params", "koi-utf", "koi-win", "win-utf", "snippets/fastcgi-php.conf"}
 )
+
+
+def _normalise_services(root: Value) -> Value:
+    """A shallow copy of the root whose services have their mapping lists in mapping form."""
+    svc_root = root.get("services")
+    if svc_root is None or not isinstance(svc_root.data, dict) or not isinstance(root.data, dict):
+        return root
+    services: dict[str, Value] = {}
+    for name, svc in svc_root.data.items():
+        if isinstance(svc.data, dict) and any(k in svc.data for k in _MAPPING_LISTS):
+            data = {k: _normalise_mapping_list(v) if k in _MAPPING_LISTS else v for k, v in svc.data.items()}
+            svc = Value(data, svc.path, svc.span, key_span=svc.key_span)
+        services[name] = svc
+    out = dict(root.data)
+    out["services"] = Value(services, svc_root.path, svc_root.span, key_span=svc_root.key_span)
+    return Value(out, root.path, root.span, key_span=root.key_span)
 
 
 def _is_base_compose(path: str) -> bool:
@@ -547,6 +587,18 @@ def _is_tls(server: NginxContext) -> bool:
     return bool(ssl and ssl[-1].args[:1] == ("on",))
 
 
+def _header_fact(header: Directive) -> Value:
+    """An add_header value. One that is a single variable (``$csp`` from a ``map``) is computed
+    elsewhere, so unknown; ``$http_origin`` is the exception: its meaning (the request's own
+    Origin, reflected) is exactly what the CORS rules look for."""
+    text = " ".join(header.args[1:])
+    core = text[: -len(" always")] if text.endswith(" always") else text
+    core = core.strip().strip("\"'")
+    single_variable = core.startswith("$") and core[1:].replace("_", "").isalnum()
+    computed = single_variable and core != "$http_origin"
+    return Value(text, header.path, header.span, known=not computed, text=text)
+
+
 def _nginx(scope: str) -> _Builder:
     def build(project: Project) -> Iterable[Subject]:
         for kind, ctx in project.nginx_contexts:
@@ -554,9 +606,7 @@ def _nginx(scope: str) -> _Builder:
                 continue
             d = ctx.directive
             listen = [" ".join(x.args) for x in ctx.values("listen")]
-            headers = {
-                name: Value(" ".join(h.args[1:]), h.path, h.span) for name, h in ctx.headers.items()
-            }
+            headers = {name: _header_fact(h) for name, h in ctx.headers.items()}
             key = f"{kind} {' '.join(d.args) or ''}".strip()
             if kind == "server":
                 names = [" ".join(x.args) for x in ctx.values("server_name")]
@@ -604,6 +654,45 @@ def _project(project: Project) -> Iterable[Subject]:
                   facts("", Span.line(1)), project)
 
 
+def _env_files(project: Project) -> Iterable[Subject]:
+    """One subject per env file, for rules about what a file configures as a whole (a key that
+    no file sets, an error tracker missing from an otherwise complete production file)."""
+    for doc in project.docs(Kind.ENV):
+        art = doc.artifact
+        span = Span.line(1)
+        keys = {e.name: Value(e.value, art.path, e.value_span, text=e.value,
+                              sensitive=_is_sensitive(e.name)) for e in doc.entries}
+        yield Subject(
+            "env.file", art.path, span, f"env file {posixpath.basename(art.path)}", Kind.ENV,
+            art.environment,
+            facts(art.path, span, name=posixpath.basename(art.path),
+                  keys=Value(keys, art.path, span), count=len(keys), template=art.template),
+            doc, art.template,
+        )
+
+
+def _compose_references(project: Project) -> Iterable[Subject]:
+    """One subject per ``${VAR}`` a compose view interpolates. Views share their base file, so
+    a reference is yielded once per environment (the rule's ``environments`` picks)."""
+    seen: set[tuple[str, int, int, str, Environment]] = set()
+    for view in project.compose_views:
+        for name, has_default, value in view.references:
+            key = (value.path, value.span.start_line, value.span.start_col, name, view.environment)
+            if key in seen:
+                continue
+            seen.add(key)
+            raw = value.data if isinstance(value.data, str) else (value.text or "")
+            # ${VAR:?message} / ${VAR?message}: compose refuses to start without it, by design.
+            required = "${" + name + ":?" in raw or "${" + name + "?" in raw
+            yield Subject(
+                "compose.reference", value.path, value.span, f"${{{name}}}", Kind.COMPOSE,
+                view.environment,
+                facts(value.path, value.span, name=Value(name, value.path, value.span),
+                      has_default=has_default, required=required, directory=view.directory),
+                (view, value),
+            )
+
+
 _SCOPES: dict[str, _Builder] = {
     "variable": _variables,
     "compose.service": _compose_services,
@@ -615,6 +704,8 @@ _SCOPES: dict[str, _Builder] = {
     "terraform.variable": _terraform("variable"),
     "terraform.data": _terraform("data"),
     "project": _project,
+    "env.file": _env_files,
+    "compose.reference": _compose_references,
 }
 
 SCOPES = tuple(sorted(_SCOPES))

@@ -14,4 +14,7 @@ SCOPES: dict[str, str] = {
     "terraform.variable": "a Terraform variable block",
     "terraform.data": "a Terraform data source",
     "project": "the whole repository (cross-file rules)",
+    "env.file": "an env file as a whole: `name`, `keys` (name -> value), `count`, `template`",
+    "compose.reference": "a ${VAR} that a compose file interpolates: `name`, `has_default`, "
+    "`required` (${VAR:?}), `directory`",
 }

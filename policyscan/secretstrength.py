@@ -17,32 +17,39 @@ The entropy estimator (``_analyse``)
    ``=`` padding ignored); otherwise the union of the classes used: lowercase 26, uppercase 26,
    digits 10, ASCII symbols and space 33, any non-ASCII character 100.
 2. Raw estimate: ``length * log2(C)``.
-3. Penalties (zxcvbn-style, much simplified): within a run of 3+ identical characters, a
-   keyboard walk or alphabetical/numeric sequence of 3+ characters (``qwer``, ``abc``, ``987``,
-   case-insensitive), or a repeat of an earlier substring of 4+ characters, only the first
+3. Penalties (zxcvbn-style, much simplified), on the first ``_MAX_ANALYSED`` characters:
+   in a run of 3+ identical characters, in a keyboard walk or alphabetical/numeric sequence
+   of 4+ characters that keeps one row and one direction (``qwer``, ``abcd``, ``9876``; each
+   case on its own), and in a repeat of an earlier substring of 4+ characters, only the first
    character counts. A dictionary word of 4+ letters (leetspeak folded) counts as
-   ``_WORD_BITS`` instead of its characters.
+   ``_WORD_BITS`` (13) instead of its characters.
 4. Credited bits: a hex or base64 shaped value whose penalised estimate keeps at least 80%
    of its raw estimate is credited with the raw estimate. Truly random strings trip the
-   penalties by chance (a random 64-hex key has a run of three about one time in five), so
-   without this a freshly generated ``token_hex(32)`` would often score 252 bits; 80% still
-   rejects anything with visible structure.
+   penalties by chance: a quarter of random 64-hex keys hold a walk such as "6789", a run
+   such as "000" or a word such as "c0de", so without this a freshly generated
+   ``token_hex(32)`` would fall below 256 bits one time in four. 80% still rejects anything
+   with visible structure.
 
 Thresholds (``_POLICY``)
 ------------------------
-=================  ==========  ===========  =============================================
-class              min length  min bits     other
-=================  ==========  ===========  =============================================
-signing-key        32          256          ``django-insecure-`` prefix is a known default
-database-password  24          80           >= 2 character classes unless length >= 32
-redis-password     24          80           >= 2 character classes unless length >= 32
-password, token    16          64
-aws-secret-key     40          --           only defaults, placeholders, fillers, length
-=================  ==========  ===========  =============================================
+=================  ==========  ========  ================================================
+class              min length  min bits  other
+=================  ==========  ========  ================================================
+signing-key        32          256       ``django-insecure-`` prefix is a known default
+database-password  24          64        >= 2 character classes unless length >= 32
+redis-password     24          64        >= 2 character classes unless length >= 32
+password, token    16          48
+aws-secret-key     40          --        only defaults, placeholders, fillers, repeats
+=================  ==========  ========  ================================================
 
-The bit floors of the password classes only catch structure that the guessability checks
-missed: a 24-character ``openssl rand -hex 12`` (96 bits) passes, ``aaaaaaaaaaaaaaaaaaaaaaa1``
-does not.
+Every class but aws-secret-key also fails on: a known default, a placeholder, the user
+name, a repeated unit, a value that is mostly keyboard walk or sequence (60% of its
+characters in walks of 3+), or nothing but dictionary words around digits and symbols.
+
+The bit floors of the password classes are well below what a minimal random secret of the
+minimal length has (24 hex characters: 96 bits; 16 hex: 64): they only catch structure the
+checks above missed, such as ``aaaaaaaaaaaaaaaaaaaaaaa1``, and stay clear of the chance
+penalties of random strings. At the floor itself a random value would fail now and then.
 """
 
 from __future__ import annotations
@@ -367,7 +374,8 @@ def _is_identifier_char(ch: str) -> bool:
 
 
 def _only_interpolations(value: str) -> bool:
-    """``${VAR}``, ``${VAR:-x}``, ``$VAR`` and concatenations of them, nothing else."""
+    """``${VAR}``, ``${VAR:-x}``, ``$VAR`` and concatenations of them, nothing else
+    (``value`` is not empty)."""
     i = 0
     n = len(value)
     while i < n:
@@ -394,7 +402,7 @@ def _only_interpolations(value: str) -> bool:
             i = j
         else:
             return False
-    return n > 0
+    return True
 
 
 def is_reference(value: str) -> bool:
@@ -776,6 +784,7 @@ _PLACEHOLDER_MARKERS = (
     "dontuse",
     "donotuse",
 )
+_SECRET_NOUNS = ("key", "secret", "pass", "pwd", "token")
 _PLACEHOLDER_VERBS = ("enter", "insert", "put", "paste", "add", "set")
 _PLACEHOLDER_SEPARATORS = frozenset(" _-.:/")
 _FILLER_CHARS = frozenset("*xX.#?\u2022-_ ")
@@ -813,19 +822,26 @@ def _placeholder_reason(value: str) -> str | None:
         return "placeholder"
     if len(text) <= _MAX_ANALYSED and set(text) <= _FILLER_CHARS and set(text) & _FILLER_MARKS:
         return "masked or filler characters"
-    lowered = head.lower()
-    # "xxx-prod-key", "xxxxxxxxxxxx1234": the shape of a value someone has to fill in.
-    x_prefix = len(lowered) - len(lowered.lstrip("x"))
-    if x_prefix >= 6 or (
-        x_prefix >= 3 and (x_prefix == len(lowered) or not lowered[x_prefix].isalnum())
+    # "xxx-prod-key", "XXXXXXXXXXXX1234": the shape of a value someone has to fill in. One
+    # case only: "xXx" starts random strings too often.
+    for x in "xX":
+        fill = len(head) - len(head.lstrip(x))
+        if fill >= 6 or (fill >= 3 and (fill == len(head) or not head[fill].isalnum())):
+            return "placeholder"
+    normal = _normalise(head)
+    # Short markers ("dummy", "fixme") hide in random mixed-case strings ("bfIxMEB"): they
+    # only count at either end.
+    for marker in _PLACEHOLDER_MARKERS:
+        if marker in normal and (
+            len(marker) >= 7 or normal.startswith(marker) or normal.endswith(marker)
+        ):
+            return "placeholder"
+    if head[:4] in {"your", "Your", "YOUR"} and (
+        normal.endswith("here") or any(noun in normal for noun in _SECRET_NOUNS)
     ):
         return "placeholder"
-    normal = _normalise(head)
-    if any(marker in normal for marker in _PLACEHOLDER_MARKERS):
-        return "placeholder"
-    if normal.startswith("your") and (normal.endswith("here") or len(normal) <= 24):
-        return "placeholder"
-    if any(normal.startswith(verb + "your") for verb in _PLACEHOLDER_VERBS):
+    # "enter-your-key", "INSERT_TOKEN_HERE"
+    if normal.startswith(_PLACEHOLDER_VERBS) and (normal.endswith("here") or "your" in normal):
         return "placeholder"
     return None
 
@@ -974,7 +990,8 @@ def _analyse(value: str) -> _Stats:
 
     # Keyboard walks and sequences: 3+ characters count towards the walk share that the
     # "sequence" check uses; from 4 characters on, only the first counts in the estimate
-    # (chains of 3 occur in most random 64-hex keys).
+    # (a third of random 64-hex keys hold a walk of 3, such as "789" or "cba"; penalising
+    # those tripled how often a random 16-hex token fell below the token floor).
     in_walk = [False] * n
     start = 0
     direction = _NO_STEP

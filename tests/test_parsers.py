@@ -77,7 +77,8 @@ def test_terraform_literals_references_heredocs_dynamic_blocks() -> None:
 
 def test_terraform_syntax_error_is_located() -> None:
     doc = _doc(Kind.TERRAFORM, "main.tf", 'resource "x" "y" {\n  a = 1\n')
-    assert doc.problems and doc.problems[0].span.start_line >= 2
+    # Reported where the unclosed block opens: that is the line to fix.
+    assert [(p.span.start_line, "never closed" in p.message) for p in doc.problems] == [(1, True)]
 
 
 def test_dockerfile_stages_heredocs_args_and_env_lines() -> None:

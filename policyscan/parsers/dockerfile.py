@@ -68,6 +68,15 @@ class DockerfileDocument:
 
 
 _LINE_IN_ERROR = re.compile(r"line (\d+)")
+_QUOTED = re.compile(r'"[^"\n]*"')
+# BuildKit's parser is quadratic in the length of an instruction (continuations and heredoc
+# bodies included): a 60 KB instruction takes seconds. A larger Dockerfile is reported instead.
+MAX_BYTES = 64 * 1024
+_INSTRUCTION = re.compile(
+    r"[ \t]*(?:from|run|cmd|label|maintainer|expose|env|add|copy|entrypoint|volume|user|workdir|"
+    r"arg|onbuild|stopsignal|healthcheck|shell)\b",
+    re.IGNORECASE,
+)
 
 
 def _unquote(value: str) -> str:
@@ -86,33 +95,84 @@ def _assignments(cmd: dockerfile.Command, lines: list[str]) -> list[Assignment]:
             name, sep, value = item.partition("=")
             pairs.append((name, _unquote(value) if sep else None))
     out = []
+    # Names are written in order: each search starts where the previous name was found, so an
+    # ENV of a thousand continued lines is read once. After a name that cannot be placed, the
+    # rest take the cursor's line rather than searching every line again.
+    last = min(cmd.end_line, len(lines))
+    number = cmd.start_line
+    first = lines[number - 1] if 0 < number <= len(lines) else ""
+    pos = len(first) - len(first.lstrip()) + len(cmd.cmd)
+    lost = False
     for name, value in pairs:
-        line = cmd.start_line
-        pattern = re.compile(r"(?:^|\s)(" + re.escape(name) + r")(?:[=\s]|$)")
-        for number in range(cmd.start_line, min(cmd.end_line, len(lines)) + 1):
+        pattern = re.compile(r"(?:^|(?<=\s))" + re.escape(name) + r"(?=[=\s]|$)")
+        found = None
+        while not lost and number <= last:
             text = lines[number - 1]
-            found = pattern.search(text, 4 if number == cmd.start_line else 0)
+            found = pattern.search(text, pos)
             if found:
-                col = found.start(1)
-                line = number
-                out.append(Assignment(cmd.cmd.upper(), name, value,
-                                      Span(line, col + 1, line, len(text.rstrip()) + 1)))
                 break
-        else:
-            out.append(Assignment(cmd.cmd.upper(), name, value, Span.line(line)))
+            number, pos = number + 1, 0
+        if found is None:
+            lost = True
+            number = min(number, max(last, cmd.start_line))
+            out.append(Assignment(cmd.cmd.upper(), name, value, Span.line(number)))
+            continue
+        end = len(text.rstrip()) + 1
+        out.append(
+            Assignment(cmd.cmd.upper(), name, value, Span(number, found.start() + 1, number, end))
+        )
+        pos = found.end()
     return out
+
+
+def _error_line(text: str, message: str) -> int:
+    """BuildKit's errors carry no line: parse instruction by instruction (cheaper than the whole
+    file, the parser being quadratic) and return the line of the first that fails the same way."""
+    match = _LINE_IN_ERROR.search(message)
+    if match:
+        return int(match.group(1))
+    lines = text.split("\n")
+    starts = [
+        i
+        for i, line in enumerate(lines)
+        if _INSTRUCTION.match(line) and not (i and lines[i - 1].rstrip().endswith(("\\", "`")))
+    ]
+    for index, start in enumerate(starts):
+        end = starts[index + 1] if index + 1 < len(starts) else len(lines)
+        try:
+            dockerfile.parse_string("\n".join(lines[start:end]) + "\n")
+        except dockerfile.GoParseError as exc:
+            if str(exc) == message:
+                return start + 1
+    return 1
 
 
 def parse(artifact: Artifact, text: str) -> DockerfileDocument:
     doc = DockerfileDocument(artifact)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        doc.problems.append(
+            Problem(
+                artifact.path,
+                Span.line(1),
+                f"not scanned: {size} bytes is over the Dockerfile limit of {MAX_BYTES} bytes",
+                "too-large",
+            )
+        )
+        return doc
     try:
         commands = dockerfile.parse_string(text)
     except dockerfile.GoParseError as exc:
-        match = _LINE_IN_ERROR.search(str(exc))
-        line = int(match.group(1)) if match else 1
-        doc.problems.append(Problem(artifact.path, Span.line(line), f"Dockerfile syntax error: {exc}"))
+        line = _error_line(text, str(exc))
+        # BuildKit quotes the offending word (`can't find = in "hunter2"`): a report never
+        # shows a file's values, and the line says where to look.
+        message = _QUOTED.sub('"..."', str(exc))
+        doc.problems.append(
+            Problem(artifact.path, Span.line(line), f"Dockerfile syntax error: {message}")
+        )
         return doc
-    lines = text.splitlines()
+    # Lines as the parser counts them: "\n" only (str.splitlines also splits on \f, \v, ...).
+    lines = [line.rstrip("\r") for line in text.split("\n")]
     for cmd in commands:
         name = cmd.cmd.upper()
         last = lines[cmd.end_line - 1] if 0 < cmd.end_line <= len(lines) else ""
@@ -127,7 +187,9 @@ def parse(artifact: Artifact, text: str) -> DockerfileDocument:
             alias = args[2] if len(args) >= 3 and args[1].lower() == "as" else None
             doc.stages.append(Stage(len(doc.stages), image, alias, span, [instruction]))
             if not image:
-                doc.problems.append(Problem(artifact.path, span, "FROM without an image", "parse-error"))
+                doc.problems.append(
+                    Problem(artifact.path, span, "FROM without an image", "parse-error")
+                )
             continue
         if name in ("ENV", "ARG"):
             found = _assignments(cmd, lines)
@@ -139,6 +201,8 @@ def parse(artifact: Artifact, text: str) -> DockerfileDocument:
             doc.stages[-1].instructions.append(instruction)
         elif name not in ("ARG",):
             doc.problems.append(
-                Problem(artifact.path, span, f"{name} before the first FROM", "parse-error", "warning")
+                Problem(
+                    artifact.path, span, f"{name} before the first FROM", "parse-error", "warning"
+                )
             )
     return doc

@@ -53,21 +53,24 @@ def _lex_from_text(filename: str) -> Iterator[tuple[str, int, bool]]:
 crossplane.parser.lex = _lex_from_text
 
 
-def _convert(stmts: list[dict[str, Any]], path: str, lines: list[str], depth: int) -> list[Directive]:
+def _convert(
+    stmts: list[dict[str, Any]], path: str, lines: list[str], depth: int
+) -> list[Directive]:
     out = []
     for stmt in stmts:
         line = int(stmt.get("line") or 1)
         width = len(lines[line - 1].rstrip()) + 1 if 0 < line <= len(lines) else 1
         block = stmt.get("block")
+        children = None
+        if block is not None:
+            children = _convert(block, path, lines, depth + 1) if depth < MAX_DEPTH else []
         out.append(
             Directive(
                 stmt["directive"],
                 tuple(stmt.get("args", ())),
                 Span(line, 1, line, width),
                 path,
-                _convert(block, path, lines, depth + 1) if block is not None and depth < MAX_DEPTH else (
-                    [] if block is not None else None
-                ),
+                children,
             )
         )
     return out
@@ -94,23 +97,32 @@ def parse(artifact: Artifact, text: str) -> NginxDocument:
     deep = _too_deep(text)
     if deep is not None:
         doc.problems.append(
-            Problem(artifact.path, Span.line(deep), f"not scanned: blocks nested deeper than {MAX_DEPTH} levels",
-                    "too-complex")
+            Problem(
+                artifact.path,
+                Span.line(deep),
+                f"not scanned: blocks nested deeper than {MAX_DEPTH} levels",
+                "too-complex",
+            )
         )
         return doc
     name = artifact.path
     _texts.by_name = {name: text}
     try:
-        payload = crossplane.parse(name, single=True, check_ctx=False, check_args=False, catch_errors=True)
+        payload = crossplane.parse(
+            name, single=True, check_ctx=False, check_args=False, catch_errors=True
+        )
     finally:
         _texts.by_name = {}
-    lines = text.splitlines()
+    # Lines as crossplane counts them: "\n" only (str.splitlines also splits on \f, \v, ...).
+    lines = [line.rstrip("\r") for line in text.split("\n")]
     for error in payload.get("errors", ()):
         line = error.get("line") or 1
         message = str(error.get("error", "syntax error"))
         # crossplane appends " in <file>:<line>"; the location is reported separately.
         message = message.split(" in " + name)[0]
-        doc.problems.append(Problem(artifact.path, Span.line(int(line)), f"nginx syntax error: {message}"))
+        doc.problems.append(
+            Problem(artifact.path, Span.line(int(line)), f"nginx syntax error: {message}")
+        )
     for config in payload.get("config", ()):
         doc.directives.extend(_convert(config.get("parsed", []), artifact.path, lines, 0))
     return doc

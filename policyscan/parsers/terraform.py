@@ -8,6 +8,7 @@ python-hcl2 is 17-40x slower on real files (see docs/design); tests cross-check 
 
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass, field
 
@@ -18,7 +19,14 @@ from policyscan.model import Artifact, Problem, Scalar, Span, Value
 from policyscan.parsers import yamlnodes
 
 MAX_DEPTH = 200
-_PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_hcl.language()))
+# tree-sitter-hcl's scanner rescans a run of whitespace from each of its characters inside an
+# expression, so a run of n costs n*n: past this sum of squared run lengths (one 8K run, or
+# 1 MB of 64-character runs) the file is reported instead of parsed. Real files stay far below.
+MAX_WHITESPACE_WORK = 1 << 26
+# The lookbehind starts a match only at a run's first character: one pass, no retries.
+_LONG_WHITESPACE = re.compile(r"(?<![ \t\n\r\v\f])[ \t\n\r\v\f]{64,}")
+_LANGUAGE = tree_sitter.Language(tree_sitter_hcl.language())
+_PARSER = tree_sitter.Parser(_LANGUAGE)
 
 
 @dataclass(slots=True)
@@ -52,89 +60,131 @@ def _span(node: tree_sitter.Node) -> Span:
     return Span(sl + 1, sc + 1, el + 1, ec + 1)
 
 
-def _text(node: tree_sitter.Node) -> str:
-    return (node.text or b"").decode("utf-8", "replace")
+# The grammar has no field called "name" (its fields are an object element's key and val), so
+# an attribute's name is its first named child; asking for the field on every attribute would
+# be a wasted call per attribute.
+_NAME_FIELD = _LANGUAGE.field_id_for_name("name")
+_NEGATIVE_OK = (int, float)
 
 
 class _Converter:
-    def __init__(self, path: str) -> None:
+    """Tree-sitter nodes to Values. The hot path of a Terraform scan: each node costs Python
+    calls into the binding, so each node's ``type`` and ``named_children`` are asked for once,
+    and text comes from slicing the source (``node.text`` copies the bytes out of the tree, and
+    for an all-ASCII file byte offsets are character offsets, so no decoding either)."""
+
+    def __init__(self, path: str, text: str = "", source: bytes = b"") -> None:
         self.path = path
+        self.too_deep: Span | None = None  # where nesting first went past MAX_DEPTH
+        self.source = source
+        self.ascii_text = text if text.isascii() else None
+
+    def _text(self, node: tree_sitter.Node) -> str:
+        if self.ascii_text is not None:
+            return self.ascii_text[node.start_byte : node.end_byte]
+        # Byte offsets into UTF-8 may split a character only at an error node: "replace",
+        # as node.text.decode did.
+        return self.source[node.start_byte : node.end_byte].decode("utf-8", "replace")
+
+    def _deep(self, node: tree_sitter.Node) -> None:
+        if self.too_deep is None:
+            self.too_deep = _span(node)
 
     def unknown(self, node: tree_sitter.Node) -> Value:
-        return Value(None, self.path, _span(node), known=False, literal=False, text=_text(node))
+        return Value(None, self.path, _span(node), False, False, self._text(node))
 
     def expression(self, node: tree_sitter.Node, depth: int) -> Value:
         if depth > MAX_DEPTH:
+            self._deep(node)
             return self.unknown(node)
-        children = node.named_children
-        if node.type == "expression" and len(children) == 1:
-            return self.expression(children[0], depth + 1)
         kind = node.type
-        if kind == "literal_value" and children:
+        children = node.named_children
+        if kind == "expression" and len(children) == 1:
+            return self.expression(children[0], depth + 1)
+        if not children:
+            return self.unknown(node)
+        if kind == "literal_value":
             return self.literal(children[0])
-        if kind == "template_expr" and children:
+        if kind == "template_expr":
             return self.template(children[0], node)
-        if kind == "collection_value" and children:
+        if kind == "collection_value":
             return self.collection(children[0], depth)
-        if kind == "operation" and children and children[0].type == "unary_operation":
+        if kind == "operation":
             inner = children[0]
-            operand = inner.named_children[0] if inner.named_children else None
-            sign = _text(inner)[:1]
-            if operand is not None and operand.type == "literal_value" and sign == "-":
-                value = self.literal(operand.named_children[0]) if operand.named_children else None
+            if inner.type == "unary_operation":
+                operands = inner.named_children
+                operand = operands[0] if operands else None
                 if (
-                    value is not None
-                    and isinstance(value.data, int | float)
-                    and not isinstance(value.data, bool)
+                    operand is not None
+                    and operand.type == "literal_value"
+                    and self._text(inner)[:1] == "-"
                 ):
-                    return Value(-value.data, self.path, _span(node), text=_text(node))
+                    literals = operand.named_children
+                    value = self.literal(literals[0]) if literals else None
+                    if (
+                        value is not None
+                        and isinstance(value.data, _NEGATIVE_OK)
+                        and not isinstance(value.data, bool)
+                    ):
+                        return Value(-value.data, self.path, _span(node), text=self._text(node))
         return self.unknown(node)
 
     def literal(self, node: tree_sitter.Node) -> Value:
-        text = _text(node)
+        kind = node.type
+        text = self._text(node)
         span = _span(node)
         data: Scalar
-        if node.type == "numeric_lit":
+        if kind == "string_lit":
+            data = "".join(
+                _unescape(self._text(p))
+                for p in node.named_children
+                if p.type == "template_literal"
+            )
+        elif kind == "numeric_lit":
             try:
-                data = int(text)
+                # A longer literal is past any float (a rule compares numbers as floats).
+                data = int(text) if len(text) <= 256 else float(text)
             except ValueError:
                 try:
                     data = float(text)
                 except ValueError:
                     data = text
-        elif node.type == "bool_lit":
+        elif kind == "bool_lit":
             data = text == "true"
-        elif node.type == "null_lit":
+        elif kind == "null_lit":
             data = None
-        elif node.type == "string_lit":
-            parts = [c for c in node.named_children if c.type == "template_literal"]
-            data = "".join(_unescape(_text(p)) for p in parts)
         else:
-            return Value(None, self.path, span, known=False, literal=False, text=text)
+            return Value(None, self.path, span, False, False, text)
         return Value(data, self.path, span, text=text)
 
     def template(self, node: tree_sitter.Node, outer: tree_sitter.Node) -> Value:
-        if any(
-            c.type in ("template_interpolation", "template_directive") for c in node.named_children
-        ):
-            return self.unknown(outer)
+        parts = node.named_children
+        literals = []
+        for part in parts:
+            kind = part.type
+            if kind == "template_literal":
+                literals.append(part)
+            elif kind in ("template_interpolation", "template_directive"):
+                return self.unknown(outer)
         if node.type == "heredoc_template":
-            lines = _text(node).split("\n")
+            lines = self._text(node).split("\n")
             strip = lines[0].startswith("<<-")
             body = "\n".join(lines[1:-1]) + ("\n" if len(lines) > 2 else "")
             data = textwrap.dedent(body) if strip else body
-            return Value(data, self.path, _span(outer), text=_text(outer))
-        parts = [c for c in node.named_children if c.type == "template_literal"]
+            return Value(data, self.path, _span(outer), text=self._text(outer))
         return Value(
-            "".join(_unescape(_text(p)) for p in parts), self.path, _span(outer), text=_text(outer)
+            "".join(_unescape(self._text(p)) for p in literals),
+            self.path,
+            _span(outer),
+            text=self._text(outer),
         )
 
     def collection(self, node: tree_sitter.Node, depth: int) -> Value:
         span = _span(node)
+        deeper = depth + 1
+        expression = self.expression
         if node.type == "tuple":
-            items = [
-                self.expression(c, depth + 1) for c in node.named_children if c.type == "expression"
-            ]
+            items = [expression(c, deeper) for c in node.named_children if c.type == "expression"]
             return Value(items, self.path, span)
         entries: dict[str, Value] = {}
         for elem in node.named_children:
@@ -143,14 +193,15 @@ class _Converter:
             exprs = [c for c in elem.named_children if c.type == "expression"]
             if len(exprs) != 2:
                 continue
-            key_value = self.expression(exprs[0], depth + 1)
+            key_node = exprs[0]
+            key_value = expression(key_node, deeper)
             key = (
                 key_value.data
                 if key_value.known and isinstance(key_value.data, str)
-                else _text(exprs[0])
+                else self._text(key_node)
             )
-            value = self.expression(exprs[1], depth + 1)
-            value.key_span = _span(exprs[0])
+            value = expression(exprs[1], deeper)
+            value.key_span = _span(key_node)
             entries[str(key)] = value
         return Value(entries, self.path, span)
 
@@ -160,17 +211,22 @@ class _Converter:
         entries: dict[str, Value] = {}
         if node is None:
             return Value(entries, self.path, span)
+        deeper = depth + 1
         for child in node.named_children:
-            if child.type == "attribute":
-                ident = child.child_by_field_name("name") or child.named_children[0]
-                exprs = [c for c in child.named_children if c.type == "expression"]
-                if not exprs:
+            kind = child.type
+            if kind == "attribute":
+                named = child.named_children
+                ident = (
+                    child.child_by_field_name("name") if _NAME_FIELD is not None else None
+                ) or named[0]
+                expr = next((c for c in named if c.type == "expression"), None)
+                if expr is None:
                     continue
-                value = self.expression(exprs[0], depth + 1)
+                value = self.expression(expr, deeper)
                 value.key_span = _span(ident)
-                entries[_text(ident)] = value
-            elif child.type == "block":
-                block = self.block(child, depth + 1)
+                entries[self._text(ident)] = value
+            elif kind == "block":
+                block = self.block(child, deeper)
                 if block is None:
                     continue
                 if blocks_out is not None:
@@ -195,41 +251,107 @@ class _Converter:
 
     def block(self, node: tree_sitter.Node, depth: int) -> Block | None:
         if depth > MAX_DEPTH:
+            self._deep(node)
             return None
         children = node.named_children
         if not children:
             return None
-        kind = _text(children[0])
+        kind = self._text(children[0])
         labels = []
         body_node = None
         for child in children[1:]:
-            if child.type == "string_lit":
+            child_type = child.type
+            if child_type == "string_lit":
                 labels.append(
-                    "".join(_text(p) for p in child.named_children if p.type == "template_literal")
+                    "".join(
+                        self._text(p) for p in child.named_children if p.type == "template_literal"
+                    )
                 )
-            elif child.type == "identifier":
-                labels.append(_text(child))
-            elif child.type == "body":
+            elif child_type == "identifier":
+                labels.append(self._text(child))
+            elif child_type == "body":
                 body_node = child
         span = _span(node)
-        return Block(kind, tuple(labels), span, self.body(body_node, span, depth, None), self.path)
+        body = self.body(body_node, span, depth, None)
+        if node.has_error:
+            # tree-sitter recovers from errors by guessing (``1e3`` becomes ``1`` and an attribute
+            # ``e3``): nothing in a block it had to repair is trusted as a known value.
+            _mark_unknown(body)
+        return Block(kind, tuple(labels), span, body, self.path)
+
+
+def _mark_unknown(value: Value) -> None:
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current.data, dict):
+            stack.extend(current.data.values())
+        elif isinstance(current.data, list):
+            stack.extend(current.data)
+        else:
+            current.known = False
+            current.literal = False
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def _unescape(text: str) -> str:
-    if "\\" not in text:
+    """A quoted string's value by the HCL spec: backslash escapes (``\\u00e9`` too), and the
+    template escapes ``$${`` and ``%%{`` that stand for a literal ``${`` and ``%{``."""
+    if "\\" not in text and "$${" not in text and "%%{" not in text:
         return text
     out = []
     i = 0
-    escapes = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
     while i < len(text):
         char = text[i]
-        if char == "\\" and i + 1 < len(text) and text[i + 1] in escapes:
-            out.append(escapes[text[i + 1]])
-            i += 2
+        if char == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt in _ESCAPES:
+                out.append(_ESCAPES[nxt])
+                i += 2
+                continue
+            width = 4 if nxt == "u" else 8 if nxt == "U" else 0
+            digits = text[i + 2 : i + 2 + width]
+            if width and len(digits) == width and set(digits) <= _HEX and int(digits, 16) < 0x110000:
+                out.append(chr(int(digits, 16)))
+                i += 2 + width
+                continue
+        if text.startswith(("$${", "%%{"), i):
+            out.append(text[i + 1 : i + 3])
+            i += 3
             continue
         out.append(char)
         i += 1
     return "".join(out)
+
+
+# A missing closer is found at the end of the file; the line that matters is the opener's.
+# node type -> (how many parents up the opener is, what was left open)
+_CLOSERS = {
+    "quoted_template_end": (1, "string"),
+    "heredoc_identifier": (1, "heredoc"),
+    "template_interpolation_end": (1, "interpolation ${...}"),
+    "}": (2, "block or object"),
+    "]": (2, "list"),
+    ")": (1, "parenthesis"),
+}
+
+
+def _missing(node: tree_sitter.Node, path: str) -> Problem:
+    up, what = _CLOSERS.get(node.type, (0, ""))
+    opener: tree_sitter.Node | None = node
+    for _ in range(up):
+        opener = opener.parent if opener is not None else None
+    if not up or opener is None or opener.start_point >= node.start_point:
+        return Problem(path, _span(node), f"HCL syntax error: missing {node.type}")
+    line, col = opener.start_point[0] + 1, opener.start_point[1] + 1
+    return Problem(
+        path,
+        Span(line, col, line, col + 1),
+        f"HCL syntax error: {what} opened here is never closed (missing {node.type})",
+    )
 
 
 def _errors(root: tree_sitter.Node, path: str, limit: int = 5) -> list[Problem]:
@@ -239,9 +361,11 @@ def _errors(root: tree_sitter.Node, path: str, limit: int = 5) -> list[Problem]:
         node = stack.pop()
         if not node.has_error:
             continue
-        if node.is_error or node.is_missing:
-            what = f"missing {node.type}" if node.is_missing else "unexpected input"
-            problems.append(Problem(path, _span(node), f"HCL syntax error: {what}"))
+        if node.is_missing:
+            problems.append(_missing(node, path))
+            continue
+        if node.is_error:
+            problems.append(Problem(path, _span(node), "HCL syntax error: unexpected input"))
             continue
         stack.extend(reversed(node.children))
     if root.has_error and not problems:
@@ -253,11 +377,26 @@ def parse(artifact: Artifact, text: str) -> TerraformDocument:
     doc = TerraformDocument(artifact)
     if artifact.path.endswith(".json"):
         return _parse_json(doc, text)
-    tree = _PARSER.parse(text.encode("utf-8"))
+    work = 0
+    for run in _LONG_WHITESPACE.finditer(text):
+        work += (run.end() - run.start()) ** 2
+        if work > MAX_WHITESPACE_WORK:
+            line = text.count("\n", 0, run.start()) + 1
+            doc.problems.append(
+                Problem(
+                    artifact.path,
+                    Span.line(line),
+                    "not scanned: runs of whitespace too long for the HCL parser",
+                    "too-complex",
+                )
+            )
+            return doc
+    source = text.encode("utf-8")
+    tree = _PARSER.parse(source)
     root = tree.root_node
     if root.has_error:
         doc.problems.extend(_errors(root, artifact.path))
-    converter = _Converter(artifact.path)
+    converter = _Converter(artifact.path, text, source)
     for body in root.named_children:
         if body.type != "body":
             continue
@@ -266,7 +405,34 @@ def parse(artifact: Artifact, text: str) -> TerraformDocument:
         doc.blocks.extend(blocks)
         assert isinstance(top.data, dict)
         doc.attributes.update(top.data)
+    if converter.too_deep is not None:
+        line = converter.too_deep.start_line
+        doc.problems.append(
+            Problem(
+                artifact.path,
+                Span.line(line),
+                f"nested deeper than {MAX_DEPTH} levels: the deeper part is not scanned",
+                "too-complex",
+                "warning",
+            )
+        )
     return doc
+
+
+def _json_templates_unknown(value: Value) -> None:
+    """In JSON syntax a string holding ``${...}`` is an expression, not a literal."""
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current.data, dict):
+            stack.extend(current.data.values())
+        elif isinstance(current.data, list):
+            stack.extend(current.data)
+        elif isinstance(current.data, str) and ("${" in current.data or "%{" in current.data):
+            current.text = current.data
+            current.data = None
+            current.known = False
+            current.literal = False
 
 
 def _parse_json(doc: TerraformDocument, text: str) -> TerraformDocument:
@@ -275,6 +441,7 @@ def _parse_json(doc: TerraformDocument, text: str) -> TerraformDocument:
     doc.problems.extend(problems)
     if root is None or not isinstance(root.data, dict):
         return doc
+    _json_templates_unknown(root)
     if doc.artifact.path.endswith(".tfvars.json"):
         doc.attributes.update(root.data)
         return doc

@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 MAX_NODES = 250_000
 MAX_DEPTH = 200
+_MAX_INT_CHARS = 256  # 0x + 254 hex digits stays under float's 1024 bits
 
 _BOOL = {
     "yes": True,
@@ -52,6 +53,10 @@ def _scalar(node: yaml.ScalarNode) -> Scalar:
             cleaned = text.replace("_", "")
             if ":" in cleaned:
                 return text  # base 60: keep the text, as compose would
+            if len(cleaned) > _MAX_INT_CHARS:
+                # Beyond a float's range a number is only text to a rule (and str() of a
+                # huge int raises ValueError); the octal fallback has no digit limit.
+                return text
             try:
                 return int(cleaned, 0)
             except ValueError:

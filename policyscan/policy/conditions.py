@@ -91,13 +91,16 @@ def compile_condition(node: Any, where: str, predicates: Mapping[str, Predicate]
 def _all(parts: list[Condition]) -> Condition:
     def cond(value: Value, subject: Subject, project: Project) -> Outcome:
         unknown = None
+        last = TRUE
         for part in parts:
             out = part(value, subject, project)
             if out.result is False:
                 return out
             if out.result is None and unknown is None:
                 unknown = out
-        return unknown or TRUE
+            last = out
+        # When all hold, keep the last part's blame: under `not` or `none` it is what to point at.
+        return unknown or last
 
     return cond
 
@@ -162,13 +165,15 @@ def _quantify(kind: str, path: str, inner: Condition | None) -> Condition:
             if out.result is None:
                 unknown = unknown or out
                 continue
+            # The element is what to point at, whatever the inner condition looked at.
             blame = out.blame or element
+            attr = out.attr or path
             if kind == "some" and out.result:
-                return Outcome(True, blame, out.attr, out.details, out.related)
+                return Outcome(True, blame, attr, out.details, out.related)
             if kind == "every" and not out.result:
-                return Outcome(False, blame, out.attr, out.details, out.related)
+                return Outcome(False, blame, attr, out.details, out.related)
             if kind == "none" and out.result:
-                return Outcome(False, blame, out.attr, out.details, out.related)
+                return Outcome(False, blame, attr, out.details, out.related)
         if unknown is not None:
             return Outcome(None, unknown.blame, unknown.attr)
         if kind == "some":

@@ -61,3 +61,49 @@ def _files(files: dict[str, str]) -> list[str]:
 def text(rule: Rule) -> str:
     """Plain text for a terminal: markdown without the decoration."""
     return markdown(rule).replace("```\n", "").replace("```", "").replace("**", "").replace("`", "")
+
+
+def index(rules: list[Rule]) -> str:
+    lines = [
+        "# Rules",
+        "",
+        "Generated from `policies/` by `python -m policyscan.policy.docs docs/rules`; do not edit.",
+        "",
+        "| id | name | severity | applies to | checklist |",
+        "|---|---|---|---|---|",
+    ]
+    for rule in rules:
+        kinds = ", ".join(sorted(a.value for a in rule.artifacts))
+        items = ", ".join(f"`{c}`" for c in rule.checklist)
+        lines.append(
+            f"| [{rule.id}]({rule.id}.md) | {rule.name} | {rule.severity.value} | {kinds} | {items} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def generate(directory: str) -> list[str]:
+    """Write docs/rules/<ID>.md and README.md for the built-in rules; return the files."""
+    from pathlib import Path
+
+    from policyscan.policy.loader import load_policies
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    rules = load_policies()
+    written = []
+    for rule in rules:
+        path = out / f"{rule.id}.md"
+        path.write_text(markdown(rule), encoding="utf-8")
+        written.append(str(path))
+    (out / "README.md").write_text(index(rules), encoding="utf-8")
+    keep = {f"{r.id}.md" for r in rules} | {"README.md"}
+    for stale in out.glob("*.md"):
+        if stale.name not in keep:
+            stale.unlink()  # a removed rule's page must not linger
+    return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    generate(sys.argv[1] if len(sys.argv) > 1 else "docs/rules")

@@ -1,29 +1,62 @@
 """Load policy files: YAML, then the JSON Schema, then pydantic, then the conditions compiled.
 
 Every error names the file, the rule id (when it could be read) and the key path inside it.
+
+Built-in policies are validated once per content: after a run has validated all of them, a
+marker named by the hash of their files (and of the schema and this version) is left in the
+user's cache directory, and later runs skip jsonschema and pydantic for them (together a third
+of a pre-commit run). A user's own policies are always validated.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from policyscan import __version__
 from policyscan.errors import PolicyError
 from policyscan.model import Environment, Kind, Severity
 from policyscan.policy.conditions import Condition, compile_condition
-from policyscan.policy.model import PolicyModel
 from policyscan.policy.predicates import PREDICATES
 from policyscan.scopes import SCOPES
 
+if TYPE_CHECKING:
+    from policyscan.policy.model import PolicyModel
+
 MAX_POLICY_BYTES = 256 * 1024
+# libyaml reads the policies ten times faster than PyYAML's pure-Python reader; its error
+# messages differ, so a file it rejects is read again by the pure one for the message.
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The defaults of policy.model.PolicyModel, for built-in files read without pydantic (a test
+# checks that both ways give the same rules).
+_ALL_ENVIRONMENTS = ("production", "development", "unknown")
+
+
+class PolicySpec:
+    """A policy file's contents; the pydantic model of it is built on first use (reports,
+    ``explain``), so a scan with the built-in policies never imports pydantic."""
+
+    __slots__ = ("_model", "raw")
+
+    def __init__(self, raw: Mapping[str, Any], model: PolicyModel | None = None) -> None:
+        self.raw = raw
+        self._model = model
+
+    def model(self) -> PolicyModel:
+        if self._model is None:
+            from policyscan.policy.model import PolicyModel
+
+            self._model = PolicyModel.model_validate(self.raw)
+        return self._model
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +74,13 @@ class Rule:
     message: str
     where: Condition | None
     check: Condition
-    model: PolicyModel
+    spec: PolicySpec
     source: str
     builtin: bool
+
+    @property
+    def model(self) -> PolicyModel:
+        return self.spec.model()
 
 
 def builtin_policy_dir() -> Path:
@@ -78,61 +115,136 @@ def _policy_files(directory: Path) -> list[Path]:
     return sorted(found)
 
 
-def load_policy_file(path: Path, *, builtin: bool, checklist_ids: frozenset[str]) -> Rule:
-    label = str(path)
+def _read_policy(path: Path, label: str) -> Any:
     try:
         if path.stat().st_size > MAX_POLICY_BYTES:
             raise PolicyError(f"{label}: policy file is larger than {MAX_POLICY_BYTES} bytes")
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        try:
+            return yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 - a safe loader
+        except yaml.YAMLError:
+            return yaml.safe_load(text)  # raises again, with PyYAML's own message
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark is not None else ""
         raise PolicyError(f"{label}{at}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"{label}: cannot read: {exc}") from None
+
+
+def load_policy_file(
+    path: Path, *, builtin: bool, checklist_ids: frozenset[str], validated: bool = False
+) -> Rule:
+    """``validated``: this very content already passed the schema and pydantic (see
+    ``_validated_marker``); only then are both skipped."""
+    label = str(path)
+    raw = _read_policy(path, label)
     if not isinstance(raw, dict):
         raise PolicyError(f"{label}: a policy file is a mapping with id, name, scope, ...")
     rule_id = raw.get("id") if isinstance(raw.get("id"), str) else "?"
     prefix = f"{label}: rule {rule_id}"
-    errors = list(_schema_validator().iter_errors(raw))
-    if errors:
-        import jsonschema.exceptions
+    if validated:
+        spec = PolicySpec(raw)
+        fields = _fields_of(raw)
+    else:
+        errors = list(_schema_validator().iter_errors(raw))
+        if errors:
+            import jsonschema.exceptions
 
-        best = jsonschema.exceptions.best_match(errors)
-        raise PolicyError(f"{prefix}: {_keypath(best.absolute_path)}: {best.message}")
-    model = PolicyModel.model_validate(raw)
-    if model.scope not in SCOPES:
-        raise PolicyError(
-            f"{prefix}: scope: unknown scope {model.scope!r} (known: {', '.join(SCOPES)})"
-        )
-    for index, item in enumerate(model.checklist):
+            best = jsonschema.exceptions.best_match(errors)
+            raise PolicyError(f"{prefix}: {_keypath(best.absolute_path)}: {best.message}")
+        from policyscan.policy.model import PolicyModel
+
+        model = PolicyModel.model_validate(raw)
+        spec = PolicySpec(raw, model)
+        fields = _fields_of_model(model)
+    scope, checklist, where_node, assert_node = (
+        fields["scope"], fields["checklist"], fields["where"], fields["assert"]
+    )
+    if scope not in SCOPES:
+        raise PolicyError(f"{prefix}: scope: unknown scope {scope!r} (known: {', '.join(SCOPES)})")
+    for index, item in enumerate(checklist):
         if item not in checklist_ids:
             raise PolicyError(f"{prefix}: checklist -> {index}: unknown checklist id {item!r}")
     try:
         where = (
-            compile_condition(model.where, "where", PREDICATES) if model.where is not None else None
+            compile_condition(where_node, "where", PREDICATES) if where_node is not None else None
         )
-        check = compile_condition(model.assert_, "assert", PREDICATES)
+        check = compile_condition(assert_node, "assert", PREDICATES)
     except PolicyError as exc:
         raise PolicyError(f"{prefix}: {exc}") from None
     return Rule(
-        model.id,
-        model.name,
-        model.scope,
-        frozenset(Kind(a) for a in model.artifacts),
-        frozenset(Environment(e) for e in model.environments),
-        model.templates,
-        Severity(model.severity),
-        model.confidence,
-        model.checklist,
-        model.tags,
-        model.message,
+        fields["id"],
+        fields["name"],
+        scope,
+        frozenset(Kind(a) for a in fields["artifacts"]),
+        frozenset(Environment(e) for e in fields["environments"]),
+        fields["templates"],
+        Severity(fields["severity"]),
+        fields["confidence"],
+        checklist,
+        fields["tags"],
+        fields["message"],
         where,
         check,
-        model,
+        spec,
         label,
         builtin,
     )
+
+
+def _fields_of_model(model: PolicyModel) -> dict[str, Any]:
+    return {
+        "id": model.id, "name": model.name, "scope": model.scope, "artifacts": model.artifacts,
+        "environments": model.environments, "templates": model.templates,
+        "severity": model.severity, "confidence": model.confidence,
+        "checklist": model.checklist, "tags": model.tags, "message": model.message,
+        "where": model.where, "assert": model.assert_,
+    }
+
+
+def _fields_of(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The same fields from a file known to be valid, with PolicyModel's defaults."""
+    return {
+        "id": raw["id"], "name": raw["name"], "scope": raw["scope"],
+        "artifacts": tuple(raw["artifacts"]),
+        "environments": tuple(raw.get("environments", _ALL_ENVIRONMENTS)),
+        "templates": raw.get("templates", False), "severity": raw["severity"],
+        "confidence": raw["confidence"], "checklist": tuple(raw["checklist"]),
+        "tags": tuple(raw.get("tags", ())), "message": raw["message"],
+        "where": raw.get("where"), "assert": raw["assert"],
+    }
+
+
+def _user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "policyscan"
+
+
+def _validated_marker(files: Sequence[Path]) -> Path | None:
+    """Where the marker for exactly these built-in files would be; None if they cannot be read
+    (they are then loaded the slow way, which reports why)."""
+    digest = hashlib.sha256(__version__.encode())
+    try:
+        digest.update(
+            resources.files("policyscan.policy").joinpath("policy.schema.json").read_bytes()
+        )
+        for path in files:
+            data = path.read_bytes()
+            digest.update(f"\0{path.name}\0{len(data)}\0".encode())
+            digest.update(data)
+    except OSError:
+        return None
+    return _user_cache_dir() / f"builtin-policies-{digest.hexdigest()[:32]}.validated"
+
+
+def _mark_validated(marker: Path) -> None:
+    # Best effort: a read-only home only means validating again next time.
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass
 
 
 def load_policies(
@@ -148,12 +260,23 @@ def load_policies(
     sources.extend((Path(d), False) for d in extra_dirs)
     seen: dict[str, str] = {}
     for directory, builtin in sources:
-        for path in _policy_files(directory):
-            rule = load_policy_file(path, builtin=builtin, checklist_ids=checklist_ids)
+        files = _policy_files(directory)
+        marker = _validated_marker(files) if builtin else None
+        validated = marker is not None and marker.exists() and not _always_validate()
+        for path in files:
+            rule = load_policy_file(
+                path, builtin=builtin, checklist_ids=checklist_ids, validated=validated
+            )
             if rule.id in seen:
                 raise PolicyError(
                     f"{path}: rule {rule.id}: id: duplicate id, already defined in {seen[rule.id]}"
                 )
             seen[rule.id] = str(path)
             rules.append(rule)
+        if marker is not None and not validated:
+            _mark_validated(marker)
     return sorted(rules, key=lambda r: r.id)
+
+
+def _always_validate() -> bool:
+    return bool(os.environ.get("POLICYSCAN_VALIDATE_BUILTINS"))

@@ -13,6 +13,9 @@ FORMATS: dict[str, str] = {
     "text": "policyscan.report.text",
     "json": "policyscan.report.json_report",
     "sarif": "policyscan.report.sarif",
+    "github": "policyscan.report.github",
+    "junit": "policyscan.report.junit",
+    "markdown": "policyscan.report.markdown",
 }
 
 
