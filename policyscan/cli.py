@@ -24,7 +24,9 @@ class _DefaultToScan(click.Group):
     """``policyscan PATH...`` means ``policyscan scan PATH...``."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+        if not args or (
+            args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")
+        ):
             args = ["scan", *args]
         return super().parse_args(ctx, args)
 
@@ -38,8 +40,10 @@ def cli() -> None:
     \b
     policyscan [PATH]...             scan (the default command)
     policyscan baseline [PATH]       record today's findings; later scans report new ones
+    policyscan checklist [PATH]      the deployment checklist, filled in from the files
     policyscan rules                 list the rules
     policyscan explain RULE_ID       a rule's documentation and examples
+    policyscan cache clear           drop the scan cache
     """
 
 
@@ -73,7 +77,9 @@ def _pair_outputs(
     from policyscan.errors import UsageError
 
     consistent = order is not None and (order.count("formats"), order.count("outputs")) == (
-        len(formats), len(outputs))
+        len(formats),
+        len(outputs),
+    )
     if order is None or not consistent:
         order = ["formats"] * len(formats) + ["outputs"] * len(outputs)
     pairs: list[list[str | None]] = []
@@ -89,15 +95,18 @@ def _pair_outputs(
     if pending and not formats:
         pairs.append(["text", pending.pop(0)])
     if pending:
-        raise UsageError(f"-o {pending[0]}: no --format left to write there "
-                         "(write --format FMT -o FILE)")
+        raise UsageError(
+            f"-o {pending[0]}: no --format left to write there (write --format FMT -o FILE)"
+        )
     if not pairs:
         pairs.append(["text", None])
     result = [(str(f), None if o in (None, "-") else o) for f, o in pairs]
     to_stdout = [f for f, o in result if o is None]
     if len(to_stdout) > 1:
-        raise UsageError(f"formats {', '.join(to_stdout)} would all go to standard output: "
-                         "give all but one -o FILE")
+        raise UsageError(
+            f"formats {', '.join(to_stdout)} would all go to standard output: "
+            "give all but one -o FILE"
+        )
     files = [os.path.abspath(o) for _, o in result if o is not None]
     if len(files) != len(set(files)):
         raise UsageError("two formats are written to the same file")
@@ -106,42 +115,105 @@ def _pair_outputs(
 
 @cli.command(cls=_ScanCommand)
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "-f", "formats", type=click.Choice(FORMATS), multiple=True,
-              help="Output format [default: text]. Repeatable: each -o FILE writes the "
-                   "--format before it.")
-@click.option("--output", "-o", "outputs", multiple=True, type=click.Path(dir_okay=False),
-              help="Write the preceding --format to FILE (repeatable).")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
-              help="Exit 1 when a finding is at or above this severity "
-                   "[default: low, or the config's fail-on].")
-@click.option("--select", multiple=True,
-              help="Run only these rule ids (repeatable, or comma-separated).")
+@click.option(
+    "--format",
+    "-f",
+    "formats",
+    type=click.Choice(FORMATS),
+    multiple=True,
+    help="Output format [default: text]. Repeatable: each -o FILE writes the --format before it.",
+)
+@click.option(
+    "--output",
+    "-o",
+    "outputs",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Write the preceding --format to FILE (repeatable).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITIES),
+    default=None,
+    help="Exit 1 when a finding is at or above this severity "
+    "[default: low, or the config's fail-on].",
+)
+@click.option(
+    "--select", multiple=True, help="Run only these rule ids (repeatable, or comma-separated)."
+)
 @click.option("--ignore", "ignore_rules", multiple=True, help="Skip these rule ids.")
-@click.option("--policies", "policy_dirs", multiple=True, type=click.Path(file_okay=False),
-              help="Add a directory of your own policies.")
+@click.option(
+    "--policies",
+    "policy_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Add a directory of your own policies.",
+)
 @click.option("--exclude", multiple=True, help="Skip paths matching this glob (repeatable).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="Configuration file [default: .policyscan.yaml or pyproject.toml, "
-                   "searched upward].")
-@click.option("--baseline", type=click.Path(dir_okay=False),
-              help="Report only findings not recorded in this baseline file.")
-@click.option("--changed-since", metavar="REF",
-              help="Scan only files changed since git REF (plus staged and unstaged changes).")
-@click.option("--warn-unused-ignores", is_flag=True,
-              help="Report ignore comments that silence nothing.")
-@click.option("--sarif-include-suppressed", is_flag=True,
-              help="Keep silenced findings in SARIF, marked as suppressed.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="Configuration file [default: .policyscan.yaml or pyproject.toml, searched upward].",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False),
+    help="Report only findings not recorded in this baseline file.",
+)
+@click.option(
+    "--changed-since",
+    metavar="REF",
+    help="Scan only files changed since git REF (plus staged and unstaged changes).",
+)
+@click.option(
+    "--warn-unused-ignores", is_flag=True, help="Report ignore comments that silence nothing."
+)
+@click.option(
+    "--sarif-include-suppressed",
+    is_flag=True,
+    help="Keep silenced findings in SARIF, marked as suppressed.",
+)
 @click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
-@click.option("--max-file-size", type=int, default=None,
-              help="Skip files larger than this many bytes.")
+@click.option(
+    "--max-file-size", type=int, default=None, help="Skip files larger than this many bytes."
+)
 @click.option("--no-color", is_flag=True, help="No ANSI colour (also NO_COLOR=1).")
 @click.option("-q", "--quiet", is_flag=True, help="Findings only: no problems, no summary.")
-def scan(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tuple[str, ...],
-         fail_on: str | None, select: tuple[str, ...], ignore_rules: tuple[str, ...],
-         policy_dirs: tuple[str, ...], exclude: tuple[str, ...], config_file: str | None,
-         baseline: str | None, changed_since: str | None, warn_unused_ignores: bool,
-         sarif_include_suppressed: bool, statistics: bool, max_file_size: int | None,
-         no_color: bool, quiet: bool) -> None:
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes that parse files and run rules [default: the number of "
+    "cores; small scans use one].",
+)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Neither read nor write the cache (.policyscan_cache/ in the scanned root).",
+)
+def scan(
+    paths: tuple[str, ...],
+    formats: tuple[str, ...],
+    outputs: tuple[str, ...],
+    fail_on: str | None,
+    select: tuple[str, ...],
+    ignore_rules: tuple[str, ...],
+    policy_dirs: tuple[str, ...],
+    exclude: tuple[str, ...],
+    config_file: str | None,
+    baseline: str | None,
+    changed_since: str | None,
+    warn_unused_ignores: bool,
+    sarif_include_suppressed: bool,
+    statistics: bool,
+    max_file_size: int | None,
+    no_color: bool,
+    quiet: bool,
+    jobs: int | None,
+    no_cache: bool,
+) -> None:
     """Scan PATHS (files or directories; default: the current directory).
 
     Given files (as pre-commit does), only those are reported on, with the files around them
@@ -152,37 +224,59 @@ def scan(paths: tuple[str, ...], formats: tuple[str, ...], outputs: tuple[str, .
 
     order = click.get_current_context().meta.get("policyscan.outputs")
     targets = _pair_outputs(formats, outputs, order)
-    plan = make_plan(Settings(
-        paths=paths, config=config_file, select=select, ignore=ignore_rules,
-        policy_dirs=policy_dirs, exclude=exclude, fail_on=fail_on, max_file_size=max_file_size,
-        baseline=baseline, changed_since=changed_since, warn_unused_ignores=warn_unused_ignores,
-    ))
-    result = _run(plan)
+    plan = make_plan(
+        Settings(
+            paths=paths,
+            config=config_file,
+            select=select,
+            ignore=ignore_rules,
+            policy_dirs=policy_dirs,
+            exclude=exclude,
+            fail_on=fail_on,
+            max_file_size=max_file_size,
+            baseline=baseline,
+            changed_since=changed_since,
+            warn_unused_ignores=warn_unused_ignores,
+        )
+    )
+    result = _run(plan, jobs=jobs, cache=not no_cache)
     rules_by_id = {r.id: r for r in plan.rules}
     for fmt, output in targets:
-        report = Report(result, rules_by_id, color=_color(no_color, output), quiet=quiet,
-                        include_suppressed=sarif_include_suppressed)
+        report = Report(
+            result,
+            rules_by_id,
+            color=_color(no_color, output),
+            quiet=quiet,
+            include_suppressed=sarif_include_suppressed,
+        )
         _emit(render(fmt, report), output)
     if statistics:
         click.echo(_statistics(result, rules_by_id), nl=False)
     unexplained = sum(1 for f in result.findings if f.suppressed == "")
     if unexplained and not quiet:
         are = "findings are" if unexplained != 1 else "finding is"
-        click.echo(f"policyscan: note: {unexplained} {are} ignored without a reason "
-                   "(write it after the ignore comment)", err=True)
+        click.echo(
+            f"policyscan: note: {unexplained} {are} ignored without a reason "
+            "(write it after the ignore comment)",
+            err=True,
+        )
     raise SystemExit(_exit_code(result, plan.fail_on))
 
 
-def _run(plan: Any) -> Any:
+def _run(plan: Any, jobs: int | None = None, cache: bool = True) -> Any:
+    import dataclasses
+
     from policyscan import progress
     from policyscan.model import ScanResult
+    from policyscan.scan import default_jobs
     from policyscan.scan import scan as run_scan
 
     if plan.nothing_to_scan:
         return ScanResult(root=plan.root, rules_run=[r.id for r in plan.rules])
     bar = progress.Progress(sys.stderr) if progress.wanted(sys.stderr) else None
+    options = dataclasses.replace(plan.scan_options(bar), jobs=jobs or default_jobs(), cache=cache)
     try:
-        return run_scan(plan.rules, plan.scan_options(bar))
+        return run_scan(plan.rules, options)
     finally:
         if bar is not None:
             bar.close()
@@ -208,19 +302,35 @@ def _statistics(result: Any, rules: Any) -> str:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--output", "-o", type=click.Path(dir_okay=False),
-              help="Baseline file [default: the config's baseline, else .policyscan-baseline.json "
-                   "beside the config file, else in the current directory].")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="Configuration file.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    help="Baseline file [default: the config's baseline, else .policyscan-baseline.json "
+    "beside the config file, else in the current directory].",
+)
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False), help="Configuration file."
+)
 @click.option("--select", multiple=True, help="Record only these rule ids.")
 @click.option("--ignore", "ignore_rules", multiple=True, help="Do not record these rule ids.")
-@click.option("--policies", "policy_dirs", multiple=True, type=click.Path(file_okay=False),
-              help="Add a directory of your own policies.")
+@click.option(
+    "--policies",
+    "policy_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Add a directory of your own policies.",
+)
 @click.option("--exclude", multiple=True, help="Skip paths matching this glob (repeatable).")
-def baseline(paths: tuple[str, ...], output: str | None, config_file: str | None,
-             select: tuple[str, ...], ignore_rules: tuple[str, ...], policy_dirs: tuple[str, ...],
-             exclude: tuple[str, ...]) -> None:
+def baseline(
+    paths: tuple[str, ...],
+    output: str | None,
+    config_file: str | None,
+    select: tuple[str, ...],
+    ignore_rules: tuple[str, ...],
+    policy_dirs: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> None:
     """Record today's findings in PATHS so that `policyscan --baseline FILE` reports only new ones.
 
     Findings are recorded by fingerprint (rule, file, the node's logical key and what is wrong),
@@ -231,8 +341,15 @@ def baseline(paths: tuple[str, ...], output: str | None, config_file: str | None
     from policyscan.plan import Settings, default_baseline_path, make_plan
     from policyscan.suppress import baseline_text
 
-    settings = Settings(paths=paths, config=config_file, select=select, ignore=ignore_rules,
-                        policy_dirs=policy_dirs, exclude=exclude, use_baseline=False)
+    settings = Settings(
+        paths=paths,
+        config=config_file,
+        select=select,
+        ignore=ignore_rules,
+        policy_dirs=policy_dirs,
+        exclude=exclude,
+        use_baseline=False,
+    )
     target = os.path.abspath(output) if output else default_baseline_path(settings)
     plan = make_plan(Settings(**{**_fields(settings), "baseline": target}))
     result = _run(plan)
@@ -246,8 +363,11 @@ def baseline(paths: tuple[str, ...], output: str | None, config_file: str | None
     noun = "finding" if recorded == 1 else "findings"
     click.echo(f"policyscan: recorded {recorded} {noun} in {target}", err=True)
     if result.problems:
-        click.echo(f"policyscan: {len(result.problems)} problem(s) met while scanning: "
-                   "run `policyscan` to see them", err=True)
+        click.echo(
+            f"policyscan: {len(result.problems)} problem(s) met while scanning: "
+            "run `policyscan` to see them",
+            err=True,
+        )
 
 
 def _fields(settings: Any) -> dict[str, Any]:
@@ -291,16 +411,30 @@ def rules(fmt: str, policy_dirs: tuple[str, ...]) -> None:
 
     loaded = load_policies(policy_dirs)
     if fmt == "json":
-        click.echo(json.dumps([
-            {"id": r.id, "name": r.name, "severity": r.severity.value, "scope": r.scope,
-             "artifacts": sorted(a.value for a in r.artifacts), "checklist": list(r.checklist),
-             "description": short_description(r), "builtin": r.builtin}
-            for r in loaded
-        ], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "severity": r.severity.value,
+                        "scope": r.scope,
+                        "artifacts": sorted(a.value for a in r.artifacts),
+                        "checklist": list(r.checklist),
+                        "description": short_description(r),
+                        "builtin": r.builtin,
+                    }
+                    for r in loaded
+                ],
+                indent=2,
+            )
+        )
         return
     for r in loaded:
         kinds = ",".join(sorted(a.value for a in r.artifacts))
-        click.echo(f"{r.id:<8} {r.severity.value:<8} {r.name:<44} {kinds:<28} {' '.join(r.checklist)}")
+        click.echo(
+            f"{r.id:<8} {r.severity.value:<8} {r.name:<44} {kinds:<28} {' '.join(r.checklist)}"
+        )
 
 
 @cli.command()
@@ -324,7 +458,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from policyscan.errors import PolicyscanError
 
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="policyscan", standalone_mode=False)
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="policyscan",
+            standalone_mode=False,
+        )
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     except click.exceptions.Abort:
@@ -338,13 +476,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - the funnel: report, never dump a traceback on users
+    except Exception as exc:
         if os.environ.get("POLICYSCAN_DEBUG"):
             raise
         click.echo(f"policyscan: internal error: {type(exc).__name__}: {exc}", err=True)
-        click.echo("policyscan: set POLICYSCAN_DEBUG=1 for the traceback, and please report it", err=True)
+        click.echo(
+            "policyscan: set POLICYSCAN_DEBUG=1 for the traceback, and please report it", err=True
+        )
         return EXIT_INTERNAL
     return EXIT_OK
+
+
+@cli.group("cache")
+def cache_group() -> None:
+    """The scan cache (.policyscan_cache/ in the scanned root)."""
+
+
+@cache_group.command("clear")
+@click.argument("path", required=False, default=".", type=click.Path(file_okay=False))
+def cache_clear(path: str) -> None:
+    """Delete the cache of PATH [default: the current directory]: PATH/.policyscan_cache, and
+    that of the directory a scan of PATH is rooted at (the configuration file's directory, or
+    for a pre-commit run the repository's top)."""
+    from policyscan.cache import clear
+    from policyscan.config import find_config
+    from policyscan.selection import inside, repository_top
+
+    start = os.path.abspath(path)
+    roots = [start]
+    found = find_config(start)
+    if found:
+        roots.append(os.path.dirname(os.path.abspath(found)))
+    top = repository_top(start)
+    if top is not None:
+        roots.append(top)
+    removed = [d for r in dict.fromkeys(roots) if inside(start, r) and (d := clear(r))]
+    for directory in removed:
+        click.echo(f"policyscan: removed {directory}", err=True)
+    if not removed:
+        click.echo(f"policyscan: no cache for {start}", err=True)
 
 
 CHECKLIST_FORMATS = ("text", "markdown", "json", "html")
@@ -352,20 +522,48 @@ CHECKLIST_FORMATS = ("text", "markdown", "json", "html")
 
 @cli.command("checklist")
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "-f", "fmt", type=click.Choice(CHECKLIST_FORMATS), default="text",
-              show_default=True, help="Output format.")
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(CHECKLIST_FORMATS),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to FILE.")
-@click.option("--fail-under", type=click.FloatRange(0, 100), default=None, metavar="PERCENT",
-              help="Exit 1 when readiness (met / applicable items) is under PERCENT.")
-@click.option("--section", "section_name", default=None, metavar="NAME",
-              help="Show one section (a title such as Security, or a part such as "
-                   "'Deployment Execution'); readiness and --fail-under then cover it alone.")
-@click.option("--policies", "policy_dirs", multiple=True, type=click.Path(file_okay=False),
-              help="Add a directory of your own policies.")
+@click.option(
+    "--fail-under",
+    type=click.FloatRange(0, 100),
+    default=None,
+    metavar="PERCENT",
+    help="Exit 1 when readiness (met / applicable items) is under PERCENT.",
+)
+@click.option(
+    "--section",
+    "section_name",
+    default=None,
+    metavar="NAME",
+    help="Show one section (a title such as Security, or a part such as "
+    "'Deployment Execution'); readiness and --fail-under then cover it alone.",
+)
+@click.option(
+    "--policies",
+    "policy_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Add a directory of your own policies.",
+)
 @click.option("--no-color", is_flag=True, help="No ANSI colour (also NO_COLOR=1).")
-def checklist_command(paths: tuple[str, ...], fmt: str, output: str | None,
-                      fail_under: float | None, section_name: str | None,
-                      policy_dirs: tuple[str, ...], no_color: bool) -> None:
+def checklist_command(
+    paths: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    fail_under: float | None,
+    section_name: str | None,
+    policy_dirs: tuple[str, ...],
+    no_color: bool,
+) -> None:
     """The production deployment checklist for PATHS, filled in from the files: each item met
     (with its evidence), unmet (with its findings), not determinable, or manual."""
     from policyscan import readiness
@@ -382,8 +580,10 @@ def checklist_command(paths: tuple[str, ...], fmt: str, output: str | None,
     _emit(readiness.render(fmt, filled, options), output)
     if fail_under is not None and filled.tally.below(fail_under):
         t = filled.tally
-        click.echo(f"policyscan: readiness {readiness.format_percent(t.percent)} ({t.met} of "
-                   f"{t.applicable} applicable items met) is under --fail-under {fail_under:g}%",
-                   err=True)
+        click.echo(
+            f"policyscan: readiness {readiness.format_percent(t.percent)} ({t.met} of "
+            f"{t.applicable} applicable items met) is under --fail-under {fail_under:g}%",
+            err=True,
+        )
         raise SystemExit(EXIT_FINDINGS)
     raise SystemExit(EXIT_OK)

@@ -176,7 +176,7 @@ def _load_gitignore(directory: str, root: str, result: Discovery) -> object | No
             )
     import pathspec
 
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 def _relposix(path: str, root: str) -> str:

@@ -110,7 +110,7 @@ def make_plan(settings: Settings) -> Plan:
     from policyscan.policy.engine import select_rules
     from policyscan.policy.loader import load_policies
     from policyscan.scan import common_root
-    from policyscan.selection import changed_files, project_root, relposix
+    from policyscan.selection import changed_files, project_root, relposix, repository_top
 
     named: list[str] = []
     nothing = False
@@ -153,7 +153,10 @@ def make_plan(settings: Settings) -> Plan:
         only = frozenset(relposix(f, root) for f in named)
         # The whole project is read so that each named file is judged as in a full scan (see
         # policyscan/selection.py); the named files are listed too in case .gitignore hides them.
-        scan_paths = (root, *named)
+        # A root above the repository (a configuration or baseline file there) adds no context.
+        repo_top = repository_top(common)
+        project = repo_top if repo_top is not None and inside(repo_top, root) else root
+        scan_paths = (project, *named)
     return Plan(
         rules=chosen,
         known=known,

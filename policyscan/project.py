@@ -13,7 +13,7 @@ import fnmatch
 import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from policyscan.interpolate import interpolate
@@ -55,7 +55,10 @@ def facts(path: str, span: Span, **entries: Any) -> Value:
     return _fact(entries, path, span)
 
 
+@lru_cache(maxsize=4096)
 def _is_sensitive(name: str) -> bool:
+    # Cached: a tree repeats the same few hundred names thousands of times, and classifying
+    # one is a character-by-character walk.
     from policyscan.secretstrength import classify_name
 
     return classify_name(name) is not None
@@ -106,7 +109,9 @@ def _merge(base: Value, override: Value, key: str = "") -> Value:
         return Value(merged, base.path, base.span, key_span=base.key_span)
     if isinstance(base.data, list) and isinstance(override.data, list):
         seen = {item.as_str() for item in base.data if item.as_str() is not None}
-        extra = [item for item in override.data if item.as_str() is None or item.as_str() not in seen]
+        extra = [
+            item for item in override.data if item.as_str() is None or item.as_str() not in seen
+        ]
         return Value(base.data + extra, base.path, base.span, key_span=base.key_span)
     return override
 
@@ -128,18 +133,36 @@ class ComposeView:
         return "+".join(posixpath.basename(f) for f in self.files)
 
 
-def _interpolate_tree(value: Value, env: dict[str, str], refs: list[tuple[str, bool, Value]]) -> Value:
+def _interpolate_tree(
+    value: Value, env: dict[str, str], refs: list[tuple[str, bool, Value]]
+) -> Value:
     """A copy of the tree with ``${VAR}`` resolved. Containers are always new, so a view may
     change its own tree without touching the parsed document (other views share it); leaves
     are new only where interpolation changed them."""
     if isinstance(value.data, dict):
         data = {k: _interpolate_tree(v, env, refs) for k, v in value.data.items()}
-        return Value(data, value.path, value.span, value.known, value.literal, value.text,
-                     value.sensitive, value.key_span)
+        return Value(
+            data,
+            value.path,
+            value.span,
+            value.known,
+            value.literal,
+            value.text,
+            value.sensitive,
+            value.key_span,
+        )
     if isinstance(value.data, list):
         items = [_interpolate_tree(v, env, refs) for v in value.data]
-        return Value(items, value.path, value.span, value.known, value.literal, value.text,
-                     value.sensitive, value.key_span)
+        return Value(
+            items,
+            value.path,
+            value.span,
+            value.known,
+            value.literal,
+            value.text,
+            value.sensitive,
+            value.key_span,
+        )
     if not isinstance(value.data, str) or "$" not in value.data:
         return value
     result = interpolate(value.data, env)
@@ -148,8 +171,23 @@ def _interpolate_tree(value: Value, env: dict[str, str], refs: list[tuple[str, b
     if not result.substituted:
         return Value(result.text, value.path, value.span, text=value.text, key_span=value.key_span)
     if result.text is None:
-        return Value(None, value.path, value.span, known=False, literal=False, text=value.text, key_span=value.key_span)
-    return Value(result.text, value.path, value.span, literal=False, text=result.text, key_span=value.key_span)
+        return Value(
+            None,
+            value.path,
+            value.span,
+            known=False,
+            literal=False,
+            text=value.text,
+            key_span=value.key_span,
+        )
+    return Value(
+        result.text,
+        value.path,
+        value.span,
+        literal=False,
+        text=result.text,
+        key_span=value.key_span,
+    )
 
 
 # ------------------------------------------------------------------------------- nginx
@@ -193,7 +231,11 @@ class TerraformModule:
     locals: dict[str, Value] = field(default_factory=dict)
 
     def resources(self, rtype: str | None = None) -> list[Block]:
-        return [b for b in self.blocks if b.type == "resource" and (rtype is None or b.labels[0] == rtype)]
+        return [
+            b
+            for b in self.blocks
+            if b.type == "resource" and (rtype is None or b.labels[0] == rtype)
+        ]
 
     def referencing(self, target: Block, rtype: str) -> list[Block]:
         """Resources of ``rtype`` whose attributes refer to ``target`` (``aws_s3_bucket.x.id``)."""
@@ -215,16 +257,35 @@ class TerraformModule:
         if not resolved.known:
             return value
         out = copy.copy(resolved)
-        out.path, out.span, out.literal, out.key_span = value.path, value.span, False, value.key_span
+        out.path, out.span, out.literal, out.key_span = (
+            value.path,
+            value.span,
+            False,
+            value.key_span,
+        )
         return out
 
     def resolve_tree(self, value: Value, depth: int = 0) -> Value:
         if isinstance(value.data, dict):
-            return Value({k: self.resolve_tree(v, depth + 1) for k, v in value.data.items()},
-                         value.path, value.span, value.known, value.literal, value.text, key_span=value.key_span)
+            return Value(
+                {k: self.resolve_tree(v, depth + 1) for k, v in value.data.items()},
+                value.path,
+                value.span,
+                value.known,
+                value.literal,
+                value.text,
+                key_span=value.key_span,
+            )
         if isinstance(value.data, list):
-            return Value([self.resolve_tree(v, depth + 1) for v in value.data],
-                         value.path, value.span, value.known, value.literal, value.text, key_span=value.key_span)
+            return Value(
+                [self.resolve_tree(v, depth + 1) for v in value.data],
+                value.path,
+                value.span,
+                value.known,
+                value.literal,
+                value.text,
+                key_span=value.key_span,
+            )
         return self.resolve(value)
 
 
@@ -253,7 +314,11 @@ class Project:
         return Environment.UNKNOWN
 
     def docs(self, kind: Kind) -> list[Any]:
-        return [self.documents[a.path] for a in self.artifacts if a.kind is kind and a.path in self.documents]
+        return [
+            self.documents[a.path]
+            for a in self.artifacts
+            if a.kind is kind and a.path in self.documents
+        ]
 
     def subjects(self, scope: str) -> list[Subject]:
         if scope not in self._cache:
@@ -289,8 +354,9 @@ class Project:
                 views.append(self._compose_view(directory, files, env, dotenv))
         return views
 
-    def _compose_view(self, directory: str, docs: list[ComposeDocument], env: Environment,
-                      dotenv: dict[str, str]) -> ComposeView:
+    def _compose_view(
+        self, directory: str, docs: list[ComposeDocument], env: Environment, dotenv: dict[str, str]
+    ) -> ComposeView:
         root: Value | None = None
         for doc in docs:
             assert doc.root is not None
@@ -304,7 +370,9 @@ class Project:
         svc_root = root.get("services")
         if svc_root is not None and isinstance(svc_root.data, dict):
             services = {n: s for n, s in svc_root.data.items() if isinstance(s.data, dict)}
-        return ComposeView(directory, [d.artifact.path for d in docs], env, services, root, dotenv, refs)
+        return ComposeView(
+            directory, [d.artifact.path for d in docs], env, services, root, dotenv, refs
+        )
 
     def dotenv_for(self, directory: str) -> dict[str, str]:
         path = posixpath.join(directory, ".env") if directory else ".env"
@@ -383,8 +451,15 @@ class Project:
             _walk_contexts(spliced[path], None, {}, out, "server")
         return out
 
-    def _splice(self, doc: NginxDocument, block: list[Directive], main: str,
-                docs: dict[str, NginxDocument], included: set[str], depth: int) -> list[Directive]:
+    def _splice(
+        self,
+        doc: NginxDocument,
+        block: list[Directive],
+        main: str,
+        docs: dict[str, NginxDocument],
+        included: set[str],
+        depth: int,
+    ) -> list[Directive]:
         out: list[Directive] = []
         for directive in block:
             if directive.name == "include" and directive.args and depth < 10:
@@ -395,27 +470,45 @@ class Project:
                 for target in targets:
                     if target != doc.artifact.path:
                         included.add(target)
-                        out.extend(self._splice(docs[target], docs[target].directives, main, docs, included, depth + 1))
+                        out.extend(
+                            self._splice(
+                                docs[target],
+                                docs[target].directives,
+                                main,
+                                docs,
+                                included,
+                                depth + 1,
+                            )
+                        )
                 continue
             if directive.block is not None:
-                directive = Directive(directive.name, directive.args, directive.span, directive.path,
-                                      self._splice(doc, directive.block, main, docs, included, depth))
+                directive = Directive(
+                    directive.name,
+                    directive.args,
+                    directive.span,
+                    directive.path,
+                    self._splice(doc, directive.block, main, docs, included, depth),
+                )
             out.append(directive)
         return out
 
-    def _include_targets(self, directive: Directive, main: str, docs: dict[str, NginxDocument]) -> list[str]:
+    def _include_targets(
+        self, directive: Directive, main: str, docs: dict[str, NginxDocument]
+    ) -> list[str]:
         pattern = directive.args[0]
         base = posixpath.dirname(main)
         if pattern.startswith("/etc/nginx/"):
             # The usual layout mounts the repository's nginx directory at /etc/nginx.
-            pattern = posixpath.join(base, pattern[len("/etc/nginx/"):])
+            pattern = posixpath.join(base, pattern[len("/etc/nginx/") :])
         elif pattern.startswith("/"):
             self._include_problem(directive, "not read: absolute path outside the scanned root")
             return []
         else:
             pattern = posixpath.normpath(posixpath.join(base, pattern))
         if pattern.startswith("../") or pattern == "..":
-            self._include_problem(directive, "not read: the include points outside the scanned root")
+            self._include_problem(
+                directive, "not read: the include points outside the scanned root"
+            )
             return []
         if any(ch in pattern for ch in "*?["):
             return sorted(p for p in docs if fnmatch.fnmatchcase(p, pattern))
@@ -423,7 +516,9 @@ class Project:
             return [pattern]
         if posixpath.basename(pattern) in _NGINX_STOCK_FILES:
             return []  # shipped with nginx itself; nothing of the project's in it
-        self._include_problem(directive, f"included file {directive.args[0]!r} was not found in the scan")
+        self._include_problem(
+            directive, f"included file {directive.args[0]!r} was not found in the scan"
+        )
         return []
 
     def _include_problem(self, directive: Directive, message: str) -> None:
@@ -431,8 +526,18 @@ class Project:
 
 
 _NGINX_STOCK_FILES = frozenset(
-    {"mime.types", "fastcgi_params", "fastcgi.conf", "uwsgi_params", "scgi_params",
-     "proxy_params", "koi-utf", "koi-win", "win-utf", "snippets/fastcgi-php.conf"}
+    {
+        "mime.types",
+        "fastcgi_params",
+        "fastcgi.conf",
+        "uwsgi_params",
+        "scgi_params",
+        "proxy_params",
+        "koi-utf",
+        "koi-win",
+        "win-utf",
+        "snippets/fastcgi-php.conf",
+    }
 )
 
 
@@ -444,7 +549,10 @@ def _normalise_services(root: Value) -> Value:
     services: dict[str, Value] = {}
     for name, svc in svc_root.data.items():
         if isinstance(svc.data, dict) and any(k in svc.data for k in _MAPPING_LISTS):
-            data = {k: _normalise_mapping_list(v) if k in _MAPPING_LISTS else v for k, v in svc.data.items()}
+            data = {
+                k: _normalise_mapping_list(v) if k in _MAPPING_LISTS else v
+                for k, v in svc.data.items()
+            }
             svc = Value(data, svc.path, svc.span, key_span=svc.key_span)
         services[name] = svc
     out = dict(root.data)
@@ -454,12 +562,20 @@ def _normalise_services(root: Value) -> Value:
 
 def _is_base_compose(path: str) -> bool:
     return posixpath.basename(path).lower() in (
-        "docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml"
+        "docker-compose.yml",
+        "docker-compose.yaml",
+        "compose.yml",
+        "compose.yaml",
     )
 
 
-def _walk_contexts(block: list[Directive], parent: NginxContext | None, inherited: dict[str, Directive],
-                   out: list[tuple[str, NginxContext]], want: str) -> None:
+def _walk_contexts(
+    block: list[Directive],
+    parent: NginxContext | None,
+    inherited: dict[str, Directive],
+    out: list[tuple[str, NginxContext]],
+    want: str,
+) -> None:
     declared = _headers_declared(block)
     for directive in block:
         if directive.block is None:
@@ -483,13 +599,32 @@ def _variables(project: Project) -> Iterable[Subject]:
     for doc in project.docs(Kind.ENV):
         art = doc.artifact
         for entry in doc.entries:
-            value = Value(entry.value, art.path, entry.value_span, text=entry.value,
-                          sensitive=_is_sensitive(entry.name))
+            value = Value(
+                entry.value,
+                art.path,
+                entry.value_span,
+                text=entry.value,
+                sensitive=_is_sensitive(entry.name),
+            )
             yield Subject(
-                "variable", art.path, entry.value_span, f"env {entry.name}", Kind.ENV, art.environment,
-                facts(art.path, entry.name_span, name=entry.name, value=value, source="env",
-                      literal=True, template=art.template, service=None),
-                entry, art.template,
+                "variable",
+                art.path,
+                entry.value_span,
+                f"env {entry.name}",
+                Kind.ENV,
+                art.environment,
+                facts(
+                    art.path,
+                    entry.name_span,
+                    name=entry.name,
+                    value=value,
+                    source="env",
+                    literal=True,
+                    template=art.template,
+                    service=None,
+                ),
+                entry,
+                art.template,
             )
     for view in project.compose_views:
         for service, svc in view.services.items():
@@ -499,11 +634,22 @@ def _variables(project: Project) -> Iterable[Subject]:
             for name, value in env.data.items():
                 value.sensitive = _is_sensitive(name)
                 yield Subject(
-                    "variable", value.path, value.span, f"service {service} / environment / {name}",
-                    Kind.COMPOSE, view.environment,
-                    facts(value.path, value.key_span or value.span, name=name, value=value,
-                          source="compose", literal=value.literal and value.known,
-                          template=False, service=service),
+                    "variable",
+                    value.path,
+                    value.span,
+                    f"service {service} / environment / {name}",
+                    Kind.COMPOSE,
+                    view.environment,
+                    facts(
+                        value.path,
+                        value.key_span or value.span,
+                        name=name,
+                        value=value,
+                        source="compose",
+                        literal=value.literal and value.known,
+                        template=False,
+                        service=service,
+                    ),
                     value,
                 )
     for doc in project.docs(Kind.DOCKERFILE):
@@ -513,15 +659,31 @@ def _variables(project: Project) -> Iterable[Subject]:
         final = doc.final
         for stage, assignments in stages:
             for a in assignments:
-                value = Value(a.value, art.path, a.span, text=a.value, sensitive=_is_sensitive(a.name))
+                value = Value(
+                    a.value, art.path, a.span, text=a.value, sensitive=_is_sensitive(a.name)
+                )
                 stage_name = "global" if stage is None else (stage.alias or str(stage.index))
                 yield Subject(
-                    "variable", art.path, a.span, f"stage {stage_name} / {a.cmd} {a.name}",
-                    Kind.DOCKERFILE, art.environment,
-                    facts(art.path, a.span, name=a.name, value=value, source="dockerfile",
-                          instruction=a.cmd, literal=a.value is not None, template=art.template,
-                          final_stage=stage is final and stage is not None, service=None),
-                    a, art.template,
+                    "variable",
+                    art.path,
+                    a.span,
+                    f"stage {stage_name} / {a.cmd} {a.name}",
+                    Kind.DOCKERFILE,
+                    art.environment,
+                    facts(
+                        art.path,
+                        a.span,
+                        name=a.name,
+                        value=value,
+                        source="dockerfile",
+                        instruction=a.cmd,
+                        literal=a.value is not None,
+                        template=art.template,
+                        final_stage=stage is final and stage is not None,
+                        service=None,
+                    ),
+                    a,
+                    art.template,
                 )
 
 
@@ -533,13 +695,23 @@ def _compose_services(project: Project) -> Iterable[Subject]:
             data["name"] = Value(name, svc.path, span)
             data["files"] = _fact(view.files, svc.path, span)
             yield Subject(
-                "compose.service", svc.path, span, f"service {name}", Kind.COMPOSE, view.environment,
-                Value(data, svc.path, span), (view, name),
+                "compose.service",
+                svc.path,
+                span,
+                f"service {name}",
+                Kind.COMPOSE,
+                view.environment,
+                Value(data, svc.path, span),
+                (view, name),
             )
 
 
 def _instruction_values(stage: Stage, cmd: str, path: str) -> list[Value]:
-    return [Value(i.shell_text, path, i.span, text=i.shell_text) for i in stage.instructions if i.cmd == cmd]
+    return [
+        Value(i.shell_text, path, i.span, text=i.shell_text)
+        for i in stage.instructions
+        if i.cmd == cmd
+    ]
 
 
 def _stage_facts(doc: DockerfileDocument, stage: Stage) -> Value:
@@ -552,8 +724,13 @@ def _stage_facts(doc: DockerfileDocument, stage: Stage) -> Value:
         "stages": Value(len(doc.stages), path, stage.span),
         "run": Value(_instruction_values(stage, "RUN", path), path, stage.span),
         "copy_from": Value(
-            [Value(i.flag("from"), path, i.span) for i in stage.instructions if i.cmd in ("COPY", "ADD") and i.flag("from")],
-            path, stage.span,
+            [
+                Value(i.flag("from"), path, i.span)
+                for i in stage.instructions
+                if i.cmd in ("COPY", "ADD") and i.flag("from")
+            ],
+            path,
+            stage.span,
         ),
     }
     for cmd in ("CMD", "ENTRYPOINT", "USER", "HEALTHCHECK", "WORKDIR"):
@@ -568,8 +745,15 @@ def _dockerfile_stages(project: Project) -> Iterable[Subject]:
         art = doc.artifact
         for stage in doc.stages:
             yield Subject(
-                "dockerfile.stage", art.path, stage.span, f"stage {stage.alias or stage.index}",
-                Kind.DOCKERFILE, art.environment, _stage_facts(doc, stage), (doc, stage), art.template,
+                "dockerfile.stage",
+                art.path,
+                stage.span,
+                f"stage {stage.alias or stage.index}",
+                Kind.DOCKERFILE,
+                art.environment,
+                _stage_facts(doc, stage),
+                (doc, stage),
+                art.template,
             )
 
 
@@ -620,11 +804,22 @@ def _nginx(scope: str) -> _Builder:
                     key = f"server {' '.join(names) or '_'} / location {' '.join(d.args)}"
             server_ctx = _enclosing_server(ctx)
             yield Subject(
-                f"nginx.{kind}", d.path, d.span, key, Kind.NGINX, project.environment_of(d.path),
-                facts(d.path, d.span, args=list(d.args), listen=listen, headers=headers,
-                      directives=sorted({x.name for x in d.block or ()}),
-                      tls=server_ctx is not None and _is_tls(server_ctx),
-                      own_headers=any(x.name == "add_header" for x in d.block or ())),
+                f"nginx.{kind}",
+                d.path,
+                d.span,
+                key,
+                Kind.NGINX,
+                project.environment_of(d.path),
+                facts(
+                    d.path,
+                    d.span,
+                    args=list(d.args),
+                    listen=listen,
+                    headers=headers,
+                    directives=sorted({x.name for x in d.block or ()}),
+                    tls=server_ctx is not None and _is_tls(server_ctx),
+                    own_headers=any(x.name == "add_header" for x in d.block or ()),
+                ),
                 ctx,
             )
 
@@ -639,19 +834,35 @@ def _terraform(block_type: str) -> _Builder:
             label = block.labels[0] if block.labels else ""
             # Underscored: resources have attributes called `type` and `name` of their own.
             data["_type"] = Value(label, block.path, block.span)
-            data["_name"] = Value(block.labels[1] if len(block.labels) > 1 else label, block.path, block.span)
+            data["_name"] = Value(
+                block.labels[1] if len(block.labels) > 1 else label, block.path, block.span
+            )
             header = Span(block.span.start_line, block.span.start_col, block.span.start_line, 0)
             yield Subject(
-                f"terraform.{block_type}", block.path, header, block.address, Kind.TERRAFORM,
-                Environment.UNKNOWN, Value(data, block.path, header), (module, block),
+                f"terraform.{block_type}",
+                block.path,
+                header,
+                block.address,
+                Kind.TERRAFORM,
+                Environment.UNKNOWN,
+                Value(data, block.path, header),
+                (module, block),
             )
 
     return build
 
 
 def _project(project: Project) -> Iterable[Subject]:
-    yield Subject("project", "", Span.line(1), "project", Kind.COMPOSE, Environment.UNKNOWN,
-                  facts("", Span.line(1)), project)
+    yield Subject(
+        "project",
+        "",
+        Span.line(1),
+        "project",
+        Kind.COMPOSE,
+        Environment.UNKNOWN,
+        facts("", Span.line(1)),
+        project,
+    )
 
 
 def _env_files(project: Project) -> Iterable[Subject]:
@@ -660,14 +871,29 @@ def _env_files(project: Project) -> Iterable[Subject]:
     for doc in project.docs(Kind.ENV):
         art = doc.artifact
         span = Span.line(1)
-        keys = {e.name: Value(e.value, art.path, e.value_span, text=e.value,
-                              sensitive=_is_sensitive(e.name)) for e in doc.entries}
+        keys = {
+            e.name: Value(
+                e.value, art.path, e.value_span, text=e.value, sensitive=_is_sensitive(e.name)
+            )
+            for e in doc.entries
+        }
         yield Subject(
-            "env.file", art.path, span, f"env file {posixpath.basename(art.path)}", Kind.ENV,
+            "env.file",
+            art.path,
+            span,
+            f"env file {posixpath.basename(art.path)}",
+            Kind.ENV,
             art.environment,
-            facts(art.path, span, name=posixpath.basename(art.path),
-                  keys=Value(keys, art.path, span), count=len(keys), template=art.template),
-            doc, art.template,
+            facts(
+                art.path,
+                span,
+                name=posixpath.basename(art.path),
+                keys=Value(keys, art.path, span),
+                count=len(keys),
+                template=art.template,
+            ),
+            doc,
+            art.template,
         )
 
 
@@ -685,10 +911,20 @@ def _compose_references(project: Project) -> Iterable[Subject]:
             # ${VAR:?message} / ${VAR?message}: compose refuses to start without it, by design.
             required = "${" + name + ":?" in raw or "${" + name + "?" in raw
             yield Subject(
-                "compose.reference", value.path, value.span, f"${{{name}}}", Kind.COMPOSE,
+                "compose.reference",
+                value.path,
+                value.span,
+                f"${{{name}}}",
+                Kind.COMPOSE,
                 view.environment,
-                facts(value.path, value.span, name=Value(name, value.path, value.span),
-                      has_default=has_default, required=required, directory=view.directory),
+                facts(
+                    value.path,
+                    value.span,
+                    name=Value(name, value.path, value.span),
+                    has_default=has_default,
+                    required=required,
+                    directory=view.directory,
+                ),
                 (view, value),
             )
 

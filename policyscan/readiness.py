@@ -212,7 +212,15 @@ def evaluate_item(item: ChecklistItem, rules: Sequence[Rule], result: ScanResult
 
     def build(status: Status, reason: str, applicable: bool) -> ItemResult:
         return ItemResult(
-            item, status, reason, applicable, rule_ids, findings, passing, unknown, suppressed,
+            item,
+            status,
+            reason,
+            applicable,
+            rule_ids,
+            findings,
+            passing,
+            unknown,
+            suppressed,
             unreadable,
         )
 

@@ -2,22 +2,42 @@
 
 Data flows one way; no stage re-reads a file. The result holds findings sorted by location,
 evidence for the checklist report, and every problem met on the way.
+
+Speed (docs/performance.md): files are parsed by a pool of processes when there are enough of
+them (each worker returns its documents pickled; they are merged in path order, so the output is
+the same as with one process), and with the cache (policyscan/cache.py) an unchanged file is
+not parsed again and an unchanged tree is not evaluated again. Everything after parsing runs
+once, in this process, on the same documents whichever way they were obtained.
 """
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Callable, Sequence
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from policyscan.discover import DiscoveryOptions, discover
 from policyscan.errors import UsageError
-from policyscan.model import Artifact, Finding, Problem, ScanResult, Span
+from policyscan.model import Artifact, Evidence, Finding, Problem, ScanResult, Span
 from policyscan.policy.loader import Rule
 
 if TYPE_CHECKING:
+    from policyscan.cache import ScanCache
+    from policyscan.project import Project
     from policyscan.suppress import SuppressOptions
+
+# Below this many files to parse, starting processes costs more than it saves (a fork-started
+# worker is ready in ~10 ms, but pickling the documents back is a fifth of parsing them).
+POOL_MIN_FILES = 200
+# Rules are shared out among processes only from this many files: each worker builds the
+# whole project view and the project-wide facts predicates cache, about half again the CPU
+# of the rules on a 1,200-file tree; it pays where rules cost more than linear time.
+RULES_POOL_MIN_FILES = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +50,20 @@ class ScanOptions:
     only: frozenset[str] | None = None
     suppression: SuppressOptions | None = None  # None: inline ignores only, no baseline
     progress: Callable[[int, int], None] | None = None  # (files parsed, files to parse)
+    jobs: int = 1  # processes that parse; 1: all in this process, no pool
+    cache: bool = False  # read and write the cache (CACHE_DIRNAME under the root)
+    cache_dir: str | None = None  # the cache elsewhere (tests, benchmarks)
+    # Seconds per phase, filled in when given (benchmarks/bench.py): discover, read, parse,
+    # parse.<kind> (in this process only), project, rules, report, cache.load, cache.store.
+    timings: dict[str, float] | None = None
+
+
+def default_jobs() -> int:
+    """The number of cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def common_root(paths: Sequence[str]) -> str:
@@ -43,20 +77,26 @@ def common_root(paths: Sequence[str]) -> str:
 
 def parse_artifact(artifact: Artifact, max_bytes: int) -> tuple[object, str]:
     """Read and parse one file; every failure becomes a Problem in the returned document."""
-    from policyscan import parsers
     from policyscan.source import Unreadable, decode, read_bytes
 
-    text = ""
     try:
         text = decode(artifact, read_bytes(artifact, max_bytes))
-        return parsers.parse(artifact, text), text
     except Unreadable as exc:
-        return _Failed(artifact, [exc.problem]), text
+        return _Failed(artifact, [exc.problem]), ""
+    return parse_text(artifact, text), text
+
+
+def parse_text(artifact: Artifact, text: str) -> object:
+    """Parse one file's text; a parser's failure becomes a Problem in the returned document."""
+    from policyscan import parsers
+
+    try:
+        return parsers.parse(artifact, text)
     except RecursionError:
         problem = Problem(
             artifact.path, Span.line(1), "not scanned: nesting too deep", "too-complex"
         )
-        return _Failed(artifact, [problem]), text
+        return _Failed(artifact, [problem])
     except Exception as exc:  # a parser library's bug must not end the scan
         if os.environ.get("POLICYSCAN_DEBUG"):
             raise
@@ -69,12 +109,13 @@ def parse_artifact(artifact: Artifact, max_bytes: int) -> tuple[object, str]:
             "POLICYSCAN_DEBUG=1 shows the traceback)",
             "parser-error",
         )
-        return _Failed(artifact, [problem]), text
+        return _Failed(artifact, [problem])
 
 
 def snippet(line: str, finding: Finding) -> str:
     """The offending line as the terminal shows it; a secret's columns are masked, and a line
-    that holds a secret somewhere we cannot place is not shown at all."""
+    that holds a secret somewhere we cannot place is not shown at all. Any other secret on
+    the line (``ENV DEBUG=1 API_KEY=...``: the finding is about DEBUG) is masked by its name."""
     from policyscan.policy.engine import mask_credentials
 
     line = line.rstrip("\r\n")
@@ -83,8 +124,38 @@ def snippet(line: str, finding: Finding) -> str:
         if span.end_line != span.start_line or span.end_col <= span.start_col:
             return ""
         line = line[: span.start_col - 1] + "********" + line[span.end_col - 1 :]
-    line = mask_credentials(line)
+    # Only 200 characters are shown: the masking need not read a megabyte-long line. A value
+    # cut here is still masked (an open quote runs to the end).
+    line = mask_credentials(_mask_named_secrets(line[:4096]))
     return line if len(line) <= 200 else line[:197] + "..."
+
+
+# NAME=value, NAME: "value", NAME = 'value', NAME value, "--flag", "value" (a command list).
+# The lookbehind starts a name only at a word's first character, and a value is read only
+# after a secret's name: one pass over the line.
+_NAME = re.compile(r"(?<![\w.$-])(-{0,2}[A-Za-z_$][\w.$-]*)[\"']?(?:\s*[:=]\s*|\s+|\s*,\s*)")
+_VALUE = re.compile(r"\"(?:[^\"\\]|\\.)*(?:\"|$)|'[^']*(?:'|$)|[^\s;,}\]\"']+")
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+
+
+def _mask_named_secrets(line: str) -> str:
+    from policyscan.secretstrength import classify_name
+
+    out: list[str] = []
+    done = 0
+    for name in _NAME.finditer(line):
+        if name.start() < done:
+            continue  # inside a value already masked
+        word = name.group(1).lstrip("$-")
+        if word.lower() not in _SECRET_HEADERS and classify_name(word) is None:
+            continue
+        value = _VALUE.match(line, name.end())
+        if value is None:
+            continue
+        quote = value.group()[0] if value.group()[:1] in "\"'" else ""
+        out.append(line[done : value.start()] + f"{quote}********{quote}")
+        done = value.end()
+    return "".join(out) + line[done:]
 
 
 def _with_snippet(
@@ -112,25 +183,71 @@ class _Failed:
     problems: list[Problem]
 
 
-def scan(rules: Sequence[Rule], options: ScanOptions) -> ScanResult:
-    from policyscan.policy.engine import evaluate
-    from policyscan.project import Project
+@dataclass(slots=True)
+class _Evaluated:
+    """What the rules made of a tree: the part of a scan the cache keeps whole."""
 
+    parse_problems: list[Problem]  # every file's, in path order
+    findings: list[Finding]
+    evidence: list[Evidence]
+    rule_problems: list[Problem]
+    project_problems: list[Problem]
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a scan runs. A scan makes millions of objects and
+    frees almost none (documents, values, spans: no cycles), so each collection walks a heap
+    that only grows: a quarter of a whole scan's time, and most of the time taken to unpickle
+    documents. Whatever cyclic garbage a scan makes is collected after it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Clock:
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[phase] = self.timings.get(phase, 0.0) + now - self.last
+        self.last = now
+
+
+def scan(rules: Sequence[Rule], options: ScanOptions) -> ScanResult:
     root = options.root or common_root(options.paths)
+    with _collector_paused():
+        return _scan(rules, options, root)
+
+
+def _scan(rules: Sequence[Rule], options: ScanOptions, root: str) -> ScanResult:
+    clock = _Clock(options.timings)
     found = discover(options.paths, root, options.discovery)
+    clock.lap("discover")
     result = ScanResult(root=found.root, artifacts=found.artifacts, problems=list(found.problems))
-    documents: dict[str, object] = {}
+    store = _open_cache(found.root, options)
     texts: dict[str, str] = {}
-    for done, artifact in enumerate(found.artifacts, 1):
-        doc, text = parse_artifact(artifact, options.discovery.max_bytes)
-        if options.progress is not None:
-            options.progress(done, len(found.artifacts))
-        result.problems.extend(doc.problems)  # type: ignore[attr-defined]
-        if not isinstance(doc, _Failed):
-            documents[artifact.path] = doc
-            texts[artifact.path] = text
-    project = Project(found.root, found.artifacts, documents)
-    findings, evidence, problems = evaluate(rules, project)
+    project: Any
+    if store is None:
+        documents, parse_problems = _parse_all(found.artifacts, options, texts, clock)
+        project, evaluated = _evaluate(
+            rules, found.root, found.artifacts, documents, clock, options.jobs
+        )
+        evaluated.parse_problems = parse_problems
+    else:
+        project, evaluated = _scan_cached(
+            rules, options, found.root, found.artifacts, texts, store, clock
+        )
+
+    result.problems.extend(evaluated.parse_problems)
+    findings, evidence = evaluated.findings, evaluated.evidence
     if options.only is not None:
         # By where a finding is, not by its subject: a template's rule can blame the .env.
         findings = [f for f in findings if f.location.path in options.only]
@@ -138,8 +255,8 @@ def scan(rules: Sequence[Rule], options: ScanOptions) -> ScanResult:
     split: dict[str, list[str]] = {}
     result.findings = [_with_snippet(f, texts, split) for f in findings]
     result.evidence = evidence
-    result.problems.extend(problems)
-    result.problems.extend(project.problems)
+    result.problems.extend(evaluated.rule_problems)
+    result.problems.extend(evaluated.project_problems)
     result.rules_run = [r.id for r in rules]
     from policyscan import suppress
 
@@ -149,4 +266,382 @@ def scan(rules: Sequence[Rule], options: ScanOptions) -> ScanResult:
         result.problems = [p for p in result.problems if p.path in options.only]
         result.artifacts = [a for a in result.artifacts if a.path in options.only]
     result.problems.sort(key=lambda p: (p.path, p.span.start_line, p.message))
+    clock.lap("report")
     return result
+
+
+def _evaluate(
+    rules: Sequence[Rule],
+    root: str,
+    artifacts: list[Artifact],
+    documents: dict[str, object],
+    clock: _Clock,
+    jobs: int,
+) -> tuple[Project, _Evaluated]:
+    from policyscan.policy.engine import evaluate
+    from policyscan.project import Project
+
+    project = Project(root, artifacts, documents)
+    timings: dict[str, float] = {}
+    jobs = _jobs_for(jobs, len(artifacts)) if len(artifacts) >= RULES_POOL_MIN_FILES else 1
+    # Rule timings come from one process only: bench.py asks for them with --jobs 1.
+    findings, evidence, problems = evaluate(
+        rules, project, timings=timings if jobs == 1 else None, jobs=jobs
+    )
+    clock.lap("rules")
+    if clock.timings is not None:
+        # evaluate() timed the subjects it had built (the project view) and each rule.
+        view = timings.pop("project", 0.0)
+        clock.timings["project"] = clock.timings.get("project", 0.0) + view
+        clock.timings["rules"] -= view
+        clock.timings.update(timings)
+    return project, _Evaluated([], findings, evidence, problems, project.problems)
+
+
+# ------------------------------------------------------------------------------- parsing
+
+
+def _parse_all(
+    artifacts: list[Artifact], options: ScanOptions, texts: dict[str, str], clock: _Clock
+) -> tuple[dict[str, object], list[Problem]]:
+    """Read and parse every file, in a pool or here; documents and problems in path order."""
+    documents: dict[str, object] = {}
+    problems: list[Problem] = []
+    for artifact, text, doc in _parsed(artifacts, options, clock):
+        problems.extend(doc.problems)  # type: ignore[attr-defined]
+        if not isinstance(doc, _Failed):
+            documents[artifact.path] = doc
+            texts[artifact.path] = text
+    clock.lap("parse")
+    return documents, problems
+
+
+def _parsed(
+    artifacts: list[Artifact], options: ScanOptions, clock: _Clock
+) -> Iterator[tuple[Artifact, str, object]]:
+    total = len(artifacts)
+    progress = options.progress
+    jobs = _jobs_for(options.jobs, total)
+    if jobs > 1:
+        pooled = _parse_in_pool(artifacts, None, options.discovery.max_bytes, jobs)
+        for done, (artifact, (text, blob, doc)) in enumerate(
+            zip(artifacts, pooled, strict=True), 1
+        ):
+            if doc is None:
+                doc = _load(blob)
+            if doc is None:  # the worker could not pickle it: parse it here
+                doc, text = parse_artifact(artifact, options.discovery.max_bytes)
+            if progress is not None:
+                progress(done, total)
+            yield artifact, text, doc
+        return
+    per_kind = clock.timings is not None
+    for done, artifact in enumerate(artifacts, 1):
+        started = time.perf_counter() if per_kind else 0.0
+        doc, text = parse_artifact(artifact, options.discovery.max_bytes)
+        if per_kind:
+            _add_kind_time(clock, artifact, time.perf_counter() - started)
+        if progress is not None:
+            progress(done, total)
+        yield artifact, text, doc
+
+
+def _add_kind_time(clock: _Clock, artifact: Artifact, seconds: float) -> None:
+    assert clock.timings is not None
+    phase = f"parse.{artifact.kind.value}"
+    clock.timings[phase] = clock.timings.get(phase, 0.0) + seconds
+
+
+def _jobs_for(jobs: int, files: int) -> int:
+    if jobs <= 1 or files < POOL_MIN_FILES:
+        return 1
+    # Each worker gets at least ~50 files: fewer do not pay for the worker's start.
+    return max(1, min(jobs, files // 50))
+
+
+def _dumps(doc: object) -> bytes | None:
+    from policyscan.cache import dumps
+
+    try:
+        return dumps(doc)
+    except Exception:  # too deep for the pickler, or a value it cannot write: not transferred
+        return None
+
+
+def _load(blob: bytes | None) -> object | None:
+    from policyscan.cache import loads
+
+    if blob is None:
+        return None
+    try:
+        doc: object = loads(blob)
+    except Exception:
+        return None
+    return doc
+
+
+def _parse_chunk(
+    task: tuple[list[Artifact], list[str] | None, int],
+) -> list[tuple[str, bytes | None]]:
+    """In a worker: parse files (read here, or from the texts sent) and return each file's text
+    and pickled document. Pickled here, one document at a time, so that the parent can keep the
+    bytes for the cache as they are."""
+    gc.disable()  # see _collector_paused; a worker lives for one scan
+    artifacts, texts, max_bytes = task
+    out: list[tuple[str, bytes | None]] = []
+    for index, artifact in enumerate(artifacts):
+        if texts is None:
+            doc, text = parse_artifact(artifact, max_bytes)
+        else:
+            text = texts[index]
+            doc = parse_text(artifact, text)
+        out.append((text, _dumps(doc)))
+    return out
+
+
+def _parse_in_pool(
+    artifacts: list[Artifact], texts: list[str] | None, max_bytes: int, jobs: int
+) -> Iterator[tuple[str, bytes | None, object | None]]:
+    """Each file's text and its document, pickled by a worker or (Dockerfiles) parsed here, in
+    the order given.
+
+    Work goes out in runs of consecutive paths (so mostly whole directories: a module's files
+    together), several runs per worker so that a slow run does not leave the others idle, and
+    comes back in order: the merge is the order of the paths, whatever finished first. A pool
+    that cannot start, or that breaks (a worker killed), leaves the rest to this process.
+
+    Dockerfiles are parsed here: their parser is BuildKit's, in Go, and the Go runtime does
+    not survive a fork (a forked worker hangs in its first parse once this process has loaded
+    it). Kept out of the workers, it never runs in one, whatever this process loaded before;
+    they are few and quick to parse.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from policyscan.model import Kind
+
+    here = [a.kind is Kind.DOCKERFILE for a in artifacts]
+    sent = [i for i, local in enumerate(here) if not local]
+    size = max(8, min(256, len(sent) // (jobs * 8) or 1))
+    tasks = [
+        (
+            [artifacts[i] for i in sent[k : k + size]],
+            [texts[i] for i in sent[k : k + size]] if texts is not None else None,
+            max_bytes,
+        )
+        for k in range(0, len(sent), size)
+    ]
+
+    def results() -> Iterator[tuple[str, bytes | None]]:
+        # fork: a worker starts in milliseconds, with the parsers already imported here.
+        context = multiprocessing.get_context("fork" if can_fork() else "spawn")
+        _import_parsers(artifacts)
+        done = 0
+        try:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                for chunk in pool.map(_parse_chunk, tasks):
+                    yield from chunk
+                    done += 1
+        except (BrokenProcessPool, OSError):
+            for task in tasks[done:]:
+                yield from _parse_chunk(task)
+
+    pooled = results()
+    for index, artifact in enumerate(artifacts):
+        if here[index]:
+            if texts is None:
+                doc, text = parse_artifact(artifact, max_bytes)
+            else:
+                text = texts[index]
+                doc = parse_text(artifact, text)
+            yield text, None, doc
+        else:
+            text, blob = next(pooled)
+            yield text, blob, None
+
+
+def can_fork() -> bool:
+    """fork where it is the platform's own way: not on macOS, whose system libraries are not
+    fork-safe (Python's default there is spawn), nor Windows, which has no fork."""
+    import multiprocessing
+    import sys
+
+    return sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _import_parsers(artifacts: list[Artifact]) -> None:
+    """Import the parsers the workers will need before forking them (all but Dockerfile's)."""
+    import importlib
+
+    from policyscan.model import Kind
+    from policyscan.parsers import _ADAPTERS
+
+    for kind in sorted({a.kind for a in artifacts} - {Kind.DOCKERFILE}):
+        importlib.import_module(_ADAPTERS[kind])
+
+
+# ------------------------------------------------------------------------------- cache
+
+
+def _open_cache(root: str, options: ScanOptions) -> ScanCache | None:
+    if not options.cache:
+        return None
+    from policyscan.cache import ScanCache
+
+    return ScanCache.open(root, options.cache_dir)
+
+
+class _LazyProject:
+    """The project for the inline-ignore pass after a scan answered from the cache: built (from
+    the cached documents) only if an ignore comment needs a block's extent."""
+
+    def __init__(self, build: Callable[[], Project]) -> None:
+        self._build = build
+        self._project: Project | None = None
+
+    def subjects(self, scope: str) -> Any:
+        if self._project is None:
+            self._project = self._build()
+        return self._project.subjects(scope)
+
+
+def _scan_cached(
+    rules: Sequence[Rule],
+    options: ScanOptions,
+    root: str,
+    artifacts: list[Artifact],
+    texts: dict[str, str],
+    store: ScanCache,
+    clock: _Clock,
+) -> tuple[Any, _Evaluated]:
+    """The scan with the cache: read and hash every file here; if the tree and the rules are
+    as last time, take the rule results as they were; otherwise take each unchanged file's
+    document as it was, parse the others, and evaluate."""
+    from policyscan import cache
+    from policyscan.source import Unreadable, decode, read_bytes
+
+    max_bytes = options.discovery.max_bytes
+    keys: list[str | None] = []  # a file's document key; None: unreadable
+    failed: dict[str, Problem] = {}
+    entries: list[str] = []
+    progress = options.progress
+    for done, artifact in enumerate(artifacts, 1):
+        if progress is not None:
+            progress(done, len(artifacts))
+        try:
+            data = read_bytes(artifact, max_bytes)
+            digest = cache.content_hash(data)
+            texts[artifact.path] = decode(artifact, data)
+            key: str | None = cache.document_key(artifact, digest, max_bytes)
+        except Unreadable as exc:
+            # Not parsed, so not cached: the problem says why, and is part of the tree's key.
+            failed[artifact.path] = exc.problem
+            texts.pop(artifact.path, None)
+            key = None
+        keys.append(key)
+        entries.append(key or f"unreadable {artifact.path} {failed[artifact.path]}")
+    tree = cache.tree_key(root, cache.rules_fingerprint(rules), entries)
+    clock.lap("read")
+
+    packed: dict[str, tuple[str, bytes]] | None = None
+
+    def documents() -> tuple[dict[str, object], list[Problem], dict[str, tuple[str, bytes]]]:
+        nonlocal packed
+        if packed is None:
+            packed = store.load_documents()
+        return _documents(artifacts, keys, failed, texts, packed, options, clock)
+
+    hit = store.load_results(tree)
+    clock.lap("cache.load")
+    if isinstance(hit, _Evaluated):
+
+        def build() -> Project:
+            from policyscan.project import Project
+
+            with _collector_paused():
+                return Project(root, artifacts, documents()[0])
+
+        return _LazyProject(build), hit
+
+    docs, parse_problems, fresh = documents()
+    # Documents are taken before evaluation, which may annotate them.
+    project, evaluated = _evaluate(rules, root, artifacts, docs, clock, options.jobs)
+    evaluated.parse_problems = parse_problems
+    if fresh != packed:
+        store.store_documents(fresh)
+    store.store_results(tree, evaluated)
+    clock.lap("cache.store")
+    return project, evaluated
+
+
+def _documents(
+    artifacts: list[Artifact],
+    keys: list[str | None],
+    failed: dict[str, Problem],
+    texts: dict[str, str],
+    packed: dict[str, tuple[str, bytes]],
+    options: ScanOptions,
+    clock: _Clock,
+) -> tuple[dict[str, object], list[Problem], dict[str, tuple[str, bytes]]]:
+    """Every file's document: the cached one if its key is unchanged, else parsed (the texts
+    already read: what is parsed is what was hashed). Returns the documents, the parse problems
+    in path order, and the cache entries for the files of this scan."""
+    blobs: list[bytes | None] = []
+    todo: list[int] = []
+    for index, (artifact, key) in enumerate(zip(artifacts, keys, strict=True)):
+        entry = packed.get(artifact.path) if key is not None else None
+        if entry is not None and entry[0] == key:
+            blobs.append(entry[1])
+        else:
+            blobs.append(None)
+            if key is not None:
+                todo.append(index)
+    clock.lap("cache.load")
+    parsed: dict[int, object] = {}
+    jobs = _jobs_for(options.jobs, len(todo))
+    if jobs > 1:
+        pooled = _parse_in_pool(
+            [artifacts[i] for i in todo],
+            [texts[artifacts[i].path] for i in todo],
+            options.discovery.max_bytes,
+            jobs,
+        )
+        for index, (_, blob, doc) in zip(todo, pooled, strict=True):
+            if doc is not None:
+                parsed[index] = doc
+                blob = _dumps(doc)
+            blobs[index] = blob
+    else:
+        per_kind = clock.timings is not None
+        for index in todo:
+            artifact = artifacts[index]
+            started = time.perf_counter()
+            parsed[index] = doc = parse_text(artifact, texts[artifact.path])
+            # Pickled now: evaluation may annotate the document afterwards.
+            blobs[index] = _dumps(doc)
+            if per_kind:
+                _add_kind_time(clock, artifact, time.perf_counter() - started)
+    clock.lap("parse")
+
+    documents: dict[str, object] = {}
+    problems: list[Problem] = []
+    fresh: dict[str, tuple[str, bytes]] = {}
+    for index, (artifact, key, blob) in enumerate(zip(artifacts, keys, blobs, strict=True)):
+        if key is None:
+            problems.append(failed[artifact.path])
+            continue
+        doc = parsed.get(index)
+        if doc is None:
+            doc = _load(blob)
+        if doc is None:  # not picklable, or an entry that would not load: parsed here
+            doc, blob = parse_text(artifact, texts[artifact.path]), None
+        problems.extend(doc.problems)  # type: ignore[attr-defined]
+        if isinstance(doc, _Failed):
+            texts.pop(artifact.path, None)
+            continue
+        documents[artifact.path] = doc
+        if blob is not None:
+            fresh[artifact.path] = (key, blob)
+    clock.lap("cache.load")
+    return documents, problems, fresh

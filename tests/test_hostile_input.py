@@ -16,35 +16,41 @@ never a speed assertion: it is minutes, for work that takes seconds.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import dataclasses
 import json
 import os
 import random
+import signal
 import socket
 import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
+from policyscan.checklist import items as checklist_items
+from policyscan.config import load_config
 from policyscan.discover import DEFAULT_MAX_BYTES, DiscoveryOptions
+from policyscan.errors import ConfigError, PolicyError
 from policyscan.model import Problem
-from policyscan.policy.loader import Rule
+from policyscan.policy.loader import Rule, load_policy_file
 from policyscan.report import Report, render
 from policyscan.scan import ScanOptions, scan
 
-HANG_GUARD = 300  # seconds: only a run that hangs gets near this
+HANG_GUARD = 120  # seconds: only a run that hangs gets near this (the scans take seconds)
 SARIF_SCHEMA = Path(__file__).parent / "sarif" / "sarif-schema-2.1.0.json"
 
 # Healthy files with a known finding each: if a bad neighbour stopped the scan, these vanish.
 CANARY_FILES: dict[str, str] = {
     ".env": "DEBUG=true\n",
     "docker-compose.yml": (
-        "services:\n  web:\n    image: nginx:1.25.3\n    environment:\n      DEBUG: \"true\"\n"
+        'services:\n  web:\n    image: nginx:1.25.3\n    environment:\n      DEBUG: "true"\n'
     ),
     "Dockerfile": "FROM python:3.12\nRUN apt-get install -y gcc\n",
     "main.tf": (
@@ -111,7 +117,11 @@ def _cases() -> list[Case]:
         data = bom + "A=1\nDEBUG=true\n".encode(codec)
         add(Case(f"enc/prod-{name}/.env", data, findings=_p((2, "PSE001"))))
     add(Case("enc/utf16-no-bom/.env", "A=1\nDEBUG=true\n".encode("utf-16-le"), _p((1, "encoding"))))
-    add(Case("enc/prod-utf8-bom/.env", codecs.BOM_UTF8 + b"DEBUG=true\n", findings=_p((1, "PSE001"))))
+    add(
+        Case(
+            "enc/prod-utf8-bom/.env", codecs.BOM_UTF8 + b"DEBUG=true\n", findings=_p((1, "PSE001"))
+        )
+    )
     nul = b"services:\n  web:\n    image: x\0y\n"
     add(Case("enc/nul/docker-compose.yml", nul, _p((3, "binary"))))
     bin_docker = b"FROM x\n" + _binary(1, 4096)
@@ -140,11 +150,23 @@ def _cases() -> list[Case]:
         ("cr", ("\r",)),
     ):
         for name, text in CANARY_FILES.items():
-            add(Case(f"prod-{variant}/{name}", _endings(text, pattern), findings=_p(CANARY_FINDINGS[name])))
+            add(
+                Case(
+                    f"prod-{variant}/{name}",
+                    _endings(text, pattern),
+                    findings=_p(CANARY_FINDINGS[name]),
+                )
+            )
     for name in (".env", "Dockerfile", "main.tf", "nginx/nginx.conf"):
         tabbed = CANARY_FILES[name].replace("    ", "\t").replace(" ", "\t")
         add(Case(f"prod-tabs/{name}", tabbed.encode(), findings=_p(CANARY_FINDINGS[name])))
-    add(Case("syntax/tabs/docker-compose.yml", b"services:\n  web:\n\timage: x\n", _p((3, "parse-error"))))
+    add(
+        Case(
+            "syntax/tabs/docker-compose.yml",
+            b"services:\n  web:\n\timage: x\n",
+            _p((3, "parse-error")),
+        )
+    )
 
     # Very long lines (1 MB on one line): read and parsed; a Dockerfile that size is past
     # BuildKit's bounds and is reported instead (see README, "Limits and bad input").
@@ -173,15 +195,27 @@ def _cases() -> list[Case]:
             b'resource "aws_s3_bucket" "b" {\n  bucket = "abc\n}\n',
             _p((1, "parse-error"), (2, "parse-error")),
         ),
-        ("open/nginx/nginx.conf", b"http {\n  server {\n    listen 80;\n  }\n", _p((4, "parse-error"))),
+        (
+            "open/nginx/nginx.conf",
+            b"http {\n  server {\n    listen 80;\n  }\n",
+            _p((1, "parse-error")),
+        ),
         ("close/nginx/nginx.conf", b"server {\n  listen 80;\n}\n}\n", _p((4, "parse-error"))),
-        ("heredoc/Dockerfile", b"FROM python:3.12\nRUN echo a\nRUN <<EOF\necho hi\n", _p((3, "parse-error"))),
+        (
+            "heredoc/Dockerfile",
+            b"FROM python:3.12\nRUN echo a\nRUN <<EOF\necho hi\n",
+            _p((3, "parse-error")),
+        ),
         (
             "env-args/Dockerfile",
             b"FROM python:3.12\nRUN echo a\n# c\nENV ONLYNAME\nRUN echo b\n",
             _p((4, "parse-error")),
         ),
-        ("envbad/.env", b"A=1\nthis is not an assignment\nB='unterminated\n", _p((2, "parse-error"), (3, "parse-error"))),
+        (
+            "envbad/.env",
+            b"A=1\nthis is not an assignment\nB='unterminated\n",
+            _p((2, "parse-error"), (3, "parse-error")),
+        ),
     ]
     for path, data, problems in syntax:
         add(Case(f"syntax/{path}", data, problems))
@@ -189,20 +223,69 @@ def _cases() -> list[Case]:
     add(Case("syntax/continuation/Dockerfile", b"FROM python:3.12\nRUN echo hi \\\n"))
 
     # Expansion and depth: a billion laughs, and 10,000 levels in YAML, HCL and nginx.
-    laughs = "a: &a [" + ",".join(["lol"] * 9) + "]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"
-        for i in range(8)
+    laughs = (
+        "a: &a ["
+        + ",".join(["lol"] * 9)
+        + "]\n"
+        + "".join(
+            f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"
+            for i in range(8)
+        )
     )
     add(Case("deep/bomb/docker-compose.yml", laughs.encode(), _p((1, "too-complex"))))
-    add(Case("deep/yaml-flow/docker-compose.yml", ("services:\n  x: " + "[" * 10_000 + "]" * 10_000 + "\n").encode(), _p((2, "parse-error"))))
-    add(Case("deep/yaml-block/docker-compose.yml", ("- " * 10_000 + "x\n").encode(), _p((1, "parse-error"))))
-    add(Case("deep/hcl-tuple/main.tf", ("locals {\n  x = " + "[" * 10_000 + "]" * 10_000 + "\n}\n").encode(), _p((2, "too-complex"))))
-    add(Case("deep/hcl-blocks/main.tf", ("b {\n" * 10_000 + "}\n" * 10_000).encode(), _p((201, "too-complex"))))
-    add(Case("deep/nginx/nginx.conf", ("http {\n" + "location / {\n" * 10_000 + "}\n" * 10_001).encode(), _p((101, "too-complex"))))
+    add(
+        Case(
+            "deep/yaml-flow/docker-compose.yml",
+            ("services:\n  x: " + "[" * 10_000 + "]" * 10_000 + "\n").encode(),
+            _p((2, "parse-error")),
+        )
+    )
+    add(
+        Case(
+            "deep/yaml-block/docker-compose.yml",
+            ("- " * 10_000 + "x\n").encode(),
+            _p((1, "parse-error")),
+        )
+    )
+    add(
+        Case(
+            "deep/hcl-tuple/main.tf",
+            ("locals {\n  x = " + "[" * 10_000 + "]" * 10_000 + "\n}\n").encode(),
+            _p((2, "too-complex")),
+        )
+    )
+    add(
+        Case(
+            "deep/hcl-blocks/main.tf",
+            ("b {\n" * 10_000 + "}\n" * 10_000).encode(),
+            _p((201, "too-complex")),
+        )
+    )
+    add(
+        Case(
+            "deep/nginx/nginx.conf",
+            ("http {\n" + "location / {\n" * 10_000 + "}\n" * 10_001).encode(),
+            _p((101, "too-complex")),
+        )
+    )
 
     # File names that are not UTF-8: shown with \xNN escapes, scanned like any other.
-    add(Case("prod-names/.env.\\xff", b"DEBUG=true\n", findings=_p((1, "PSE001")), raw_name=b"prod-names/.env.\xff"))
-    add(Case("prod-names/caf\\xe9.tf", CANARY_FILES["main.tf"].encode(), findings=_p((3, "PST001")), raw_name=b"prod-names/caf\xe9.tf"))
+    add(
+        Case(
+            "prod-names/.env.\\xff",
+            b"DEBUG=true\n",
+            findings=_p((1, "PSE001")),
+            raw_name=b"prod-names/.env.\xff",
+        )
+    )
+    add(
+        Case(
+            "prod-names/caf\\xe9.tf",
+            CANARY_FILES["main.tf"].encode(),
+            findings=_p((3, "PST001")),
+            raw_name=b"prod-names/caf\xe9.tf",
+        )
+    )
     return cases
 
 
@@ -269,7 +352,13 @@ def _notifications(sarif: dict[str, Any]) -> set[tuple[str, int, str]]:
     for note in sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"]:
         for loc in note["locations"]:
             phys = loc["physicalLocation"]
-            out.add((phys["artifactLocation"]["uri"], phys["region"]["startLine"], note["descriptor"]["id"]))
+            out.add(
+                (
+                    phys["artifactLocation"]["uri"],
+                    phys["region"]["startLine"],
+                    note["descriptor"]["id"],
+                )
+            )
     return out
 
 
@@ -326,7 +415,9 @@ def test_every_case_reports_its_problems_at_the_right_line(hostile: dict[str, An
         got = problems.get(path, set())
         if got != {expected}:
             wrong[path] = ([expected], sorted(got))
-    assert not wrong, "path: (expected, reported)\n" + "\n".join(f"{k}: {v}" for k, v in wrong.items())
+    assert not wrong, "path: (expected, reported)\n" + "\n".join(
+        f"{k}: {v}" for k, v in wrong.items()
+    )
     # Nothing else is reported: a problem on an unexpected file would mean a stray read.
     known = {c.path for c in hostile["cases"]} | set(hostile["special"])
     assert set(problems) <= known, sorted(set(problems) - known)
@@ -348,7 +439,10 @@ def test_sarif_stays_valid(hostile: dict[str, Any]) -> None:
 
 
 def test_every_other_file_is_still_scanned(hostile: dict[str, Any]) -> None:
-    found = {(f["location"]["path"], f["location"]["start_line"], f["rule_id"]) for f in hostile["json"]["findings"]}
+    found = {
+        (f["location"]["path"], f["location"]["start_line"], f["rule_id"])
+        for f in hostile["json"]["findings"]
+    }
     expected = {(f"prod/{name}", line, rule) for name, (line, rule) in CANARY_FINDINGS.items()}
     for case in hostile["cases"]:
         expected |= {(case.path, line, rule) for line, rule in case.findings}
@@ -373,14 +467,35 @@ def test_a_fifo_given_on_the_command_line_does_not_block(tmp_path: Path) -> None
     assert [(p["path"], p["line"], p["code"]) for p in report["problems"]] == [
         ("docker-compose.yml", 1, "not-a-file")
     ]
-    assert [(f["location"]["path"], f["rule_id"]) for f in report["findings"]] == [("prod.env", "PSE001")]
+    assert [(f["location"]["path"], f["rule_id"]) for f in report["findings"]] == [
+        ("prod.env", "PSE001")
+    ]
+
+
+def test_a_planted_cache_that_is_a_fifo_does_not_block(tmp_path: Path) -> None:
+    # The cache lives in the scanned tree (.policyscan_cache/), so a repository can plant it:
+    # FIFOs there must not make the default scan (cache on) wait forever.
+    from policyscan.cache import CACHE_DIRNAME
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "prod.env").write_text("DEBUG=true\n")
+    planted = tmp_path / CACHE_DIRNAME
+    planted.mkdir()
+    for name in ("documents.bin", "results.bin"):
+        os.mkfifo(planted / name)
+    proc = _run([str(tmp_path), "--format", "json"], tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    findings = json.loads(proc.stdout)["findings"]
+    assert [(f["location"]["path"], f["rule_id"]) for f in findings] == [("prod.env", "PSE001")]
 
 
 # ----------------------------------------------------------------------------- in-process cases
 
 
 def _scan(rules: list[Rule], root: Path, **discovery: Any) -> Any:
-    options = ScanOptions(paths=(str(root),), root=str(root), discovery=DiscoveryOptions(**discovery))
+    options = ScanOptions(
+        paths=(str(root),), root=str(root), discovery=DiscoveryOptions(**discovery)
+    )
     return scan(rules, options)
 
 
@@ -388,7 +503,9 @@ def _where(problems: list[Problem]) -> set[tuple[str, int, str]]:
     return {(p.path, p.span.start_line, p.code) for p in problems}
 
 
-def test_files_over_the_size_limit_are_skipped_and_reported(rules: list[Rule], tmp_path: Path) -> None:
+def test_files_over_the_size_limit_are_skipped_and_reported(
+    rules: list[Rule], tmp_path: Path
+) -> None:
     (tmp_path / ".git").mkdir()
     (tmp_path / "big").mkdir()
     (tmp_path / "big" / ".env").write_bytes(b"DEBUG=true\n" + b"#" * DEFAULT_MAX_BYTES)
@@ -401,7 +518,10 @@ def test_files_over_the_size_limit_are_skipped_and_reported(rules: list[Rule], t
     proc = _run([str(tmp_path), "--max-file-size", "5", "--format", "json"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert {(p["path"], p["code"]) for p in report["problems"]} == {("big/.env", "too-large"), ("prod.env", "too-large")}
+    assert {(p["path"], p["code"]) for p in report["problems"]} == {
+        ("big/.env", "too-large"),
+        ("prod.env", "too-large"),
+    }
     assert report["findings"] == []
 
 
@@ -450,7 +570,15 @@ def test_unreadable_files_and_directories_are_reported(tmp_path: Path) -> None:
     os.chmod(locked_dir, 0)
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", _UNPRIVILEGED_SCAN, str(repo), str(locked_file), str(locked_dir), str(out)],
+            [
+                sys.executable,
+                "-c",
+                _UNPRIVILEGED_SCAN,
+                str(repo),
+                str(locked_file),
+                str(locked_dir),
+                str(out),
+            ],
             capture_output=True,
             text=True,
             timeout=HANG_GUARD,
@@ -465,10 +593,14 @@ def test_unreadable_files_and_directories_are_reported(tmp_path: Path) -> None:
         ("sealed", 1, "unreadable"),
     }
     assert all("Permission denied" in p["message"] for p in report["problems"])
-    assert [(f["location"]["path"], f["rule_id"]) for f in report["findings"]] == [("prod.env", "PSE001")]
+    assert [(f["location"]["path"], f["rule_id"]) for f in report["findings"]] == [
+        ("prod.env", "PSE001")
+    ]
 
 
-def test_gitignore_that_is_a_fifo_or_pathological_does_not_stall(rules: list[Rule], tmp_path: Path) -> None:
+def test_gitignore_that_is_a_fifo_or_pathological_does_not_stall(
+    rules: list[Rule], tmp_path: Path
+) -> None:
     (tmp_path / ".git").mkdir()
     os.mkfifo(tmp_path / ".gitignore")  # reading it would wait for a writer forever
     sub = tmp_path / "deep"
@@ -545,36 +677,120 @@ BAD_POLICIES: dict[str, bytes] = {
 }
 
 
+class Hang(BaseException):
+    """Raised by the hang guard; a BaseException so that no ``except Exception`` (or OSError,
+    which TimeoutError is) in the code under test can turn it into an ordinary error."""
+
+
+@contextlib.contextmanager
+def _hang_guard(seconds: int) -> Iterator[None]:
+    """SIGALRM as a hang guard for in-process work (pure Python, so the signal is seen)."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise Hang(f"no end after {seconds}s: it hangs")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @pytest.mark.parametrize("name", sorted(BAD_POLICIES))
-def test_bad_policy_files_exit_2_naming_the_file(tmp_path: Path, name: str) -> None:
+def test_bad_policy_files_are_policy_errors_naming_the_file(tmp_path: Path, name: str) -> None:
+    # In process, one file at a time (the CLI maps PolicyError to exit 2: checked below).
+    path = tmp_path / name
+    path.write_bytes(BAD_POLICIES[name])
+    with _hang_guard(HANG_GUARD), pytest.raises(PolicyError) as raised:
+        load_policy_file(path, builtin=False, checklist_ids=frozenset(checklist_items()))
+    assert str(path) in str(raised.value)
+
+
+def test_a_policy_that_is_a_fifo_does_not_block(tmp_path: Path) -> None:
+    # A *.yaml FIFO in a --policies directory: opening it for reading would wait forever.
+    path = tmp_path / "waits.yaml"
+    os.mkfifo(path)
+    with _hang_guard(30), pytest.raises(PolicyError) as raised:
+        load_policy_file(path, builtin=False, checklist_ids=frozenset(checklist_items()))
+    assert str(path) in str(raised.value)
+
+
+def test_a_bad_policy_exits_2_without_a_traceback(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     (tmp_path / ".env").write_text("A=1\n")
     policies = tmp_path / "my-policies"
     policies.mkdir()
-    (policies / name).write_bytes(BAD_POLICIES[name])
+    (policies / "deep-map.yaml").write_bytes(BAD_POLICIES["deep-map.yaml"])
     proc = _run([str(tmp_path), "--policies", str(policies)], tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert str(policies / name) in proc.stderr, proc.stderr
+    assert str(policies / "deep-map.yaml") in proc.stderr, proc.stderr
 
 
 BAD_CONFIGS: dict[str, bytes] = {
-    "malformed": b"select: [unclosed\n",
-    "a-list": b"- select\n",
-    "wrong-type": b"fail-on: 7\n",
-    "huge": b"# " + b"x" * (2 << 20) + b"\n",
-    "binary": _binary(4, 2048),
-    "deep": b"exclude: " + b"[" * 10_000 + b"]" * 10_000 + b"\n",
+    ".policyscan.yaml/malformed": b"select: [unclosed\n",
+    ".policyscan.yaml/a-list": b"- select\n",
+    ".policyscan.yaml/wrong-type": b"fail-on: 7\nexclude: 5\n",
+    ".policyscan.yaml/huge": b"# " + b"x" * (2 << 20) + b"\n",
+    ".policyscan.yaml/binary": _binary(4, 2048),
+    ".policyscan.yaml/deep": b"exclude: " + b"[" * 10_000 + b"]" * 10_000 + b"\n",
+    ".policyscan.yaml/alias-bomb": b"exclude:\n  - &a0 [a, b]\n"
+    + b"".join(f"  - &a{i} [*a{i - 1}, *a{i - 1}]\n".encode() for i in range(1, 40)),
+    "pyproject.toml/malformed": b"[tool.policyscan\nselect = [\n",
+    "pyproject.toml/deep": b"[tool.policyscan]\nexclude = " + b"[" * 10_000 + b"]" * 10_000 + b"\n",
+    "pyproject.toml/wrong-type": b"[tool.policyscan]\nselect = 5\n",
 }
 
 
-@pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
-def test_bad_configuration_files_exit_2_naming_the_file(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_configuration_files_are_config_errors_naming_the_file(
+    tmp_path: Path, case: str
+) -> None:
+    name = case.split("/")[0]
+    path = tmp_path / name
+    path.write_bytes(BAD_CONFIGS[case])
+    with _hang_guard(HANG_GUARD), pytest.raises(ConfigError) as raised:
+        load_config(str(path))
+    assert str(path) in str(raised.value)
+
+
+def test_a_bad_configuration_in_the_tree_exits_2_without_a_traceback(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     (tmp_path / ".env").write_text("A=1\n")
-    (tmp_path / ".policyscan.yaml").write_bytes(BAD_CONFIGS[name])
+    (tmp_path / ".policyscan.yaml").write_bytes(BAD_CONFIGS[".policyscan.yaml/deep"])
     proc = _run([str(tmp_path)], tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert ".policyscan.yaml" in proc.stderr, proc.stderr
+    assert str(tmp_path / ".policyscan.yaml") in proc.stderr, proc.stderr
 
+
+def test_a_terraform_parse_that_never_ends_is_abandoned_and_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # tree-sitter-hcl is quadratic on lines that each hold a stray quote: 40,000 of them take
+    # it about 20 s, 400,000 (a 1 MB file) an hour. The parser's own budget (20 s) is lowered
+    # here so the test need not wait for it; what is checked is what happens then.
+    from policyscan.model import Artifact, Kind
+    from policyscan.parsers import terraform
+
+    monkeypatch.setattr(terraform, "PARSE_SECONDS", 0.2)
+    artifact = Artifact("main.tf", "/nonexistent/main.tf", Kind.TERRAFORM)
+    with _hang_guard(HANG_GUARD):
+        document = terraform.parse(artifact, '""\n' * 40_000)
+    assert [(p.span.start_line, p.code) for p in document.problems] == [(1, "too-complex")]
+    # The abandoned parse leaves nothing behind: the next file parses from its own start.
+    after = terraform.parse(artifact, 'locals {\n  x = "y"\n}\n')
+    assert after.problems == [] and [b.type for b in after.blocks] == ["locals"]
+
+
+def test_a_dockerfile_flag_the_parser_returns_broken_is_a_problem_at_its_line() -> None:
+    # Found by benchmarks/fuzz_parsers.py: BuildKit's binding returns a --flag holding a
+    # three-byte character cut in two, which Python cannot decode.
+    from policyscan.model import Artifact, Kind
+    from policyscan.parsers import dockerfile
+
+    artifact = Artifact("Dockerfile", "/nonexistent/Dockerfile", Kind.DOCKERFILE)
+    document = dockerfile.parse(artifact, "FROM x\nRUN a\nCOPY --s\u6800 a b\nRUN b\n")
+    assert [(p.span.start_line, p.code) for p in document.problems] == [(3, "parse-error")]

@@ -36,7 +36,8 @@ def test_compose_syntax_error_and_alias_bomb_are_problems() -> None:
     broken = _doc(Kind.COMPOSE, "c.yml", "services:\n  web: [\n")
     assert broken.root is None and broken.problems[0].span.start_line == 3
     bomb = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join(["*" + chr(97 + i)] * 9) + "]\n" for i in range(8)
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join(["*" + chr(97 + i)] * 9) + "]\n"
+        for i in range(8)
     )
     doc = _doc(Kind.COMPOSE, "c.yml", bomb)
     assert doc.root is None and doc.problems[0].code == "too-complex"
@@ -64,7 +65,12 @@ def test_terraform_literals_references_heredocs_dynamic_blocks() -> None:
     assert block.address == "aws_db_instance.db" and block.span.start_line == 1
     body = block.body
     days = body.get("backup_retention_period")
-    assert days is not None and not days.known and days.text == "var.days" and days.span.start_line == 2
+    assert (
+        days is not None
+        and not days.known
+        and days.text == "var.days"
+        and days.span.start_line == 2
+    )
     assert body.get("multi_az").data is True
     assert body.lookup("tags.Name").data == "x"
     ingress = body.get("ingress")
@@ -99,7 +105,10 @@ def test_dockerfile_stages_heredocs_args_and_env_lines() -> None:
     assert [(a.name, a.span.start_line) for a in doc.global_args] == [("BASE", 1)]
     final = doc.final
     assert final is not None
-    assert [(a.name, a.value, a.span.start_line) for a in final.assignments] == [("A", "1", 7), ("SECRET_KEY", "abc", 8)]
+    assert [(a.name, a.value, a.span.start_line) for a in final.assignments] == [
+        ("A", "1", 7),
+        ("SECRET_KEY", "abc", 8),
+    ]
     assert doc.stages[0].instructions[1].heredocs == ("pip wheel .\n",)
     assert final.instructions[2].flag("from") == "build"
 
@@ -110,10 +119,17 @@ def test_dockerfile_unterminated_heredoc_is_a_problem() -> None:
 
 
 def test_nginx_never_reads_includes_itself_and_reports_unbalanced_braces() -> None:
-    doc = _doc(Kind.NGINX, "nginx.conf", "http {\n  include /etc/passwd;\n  server {\n    listen 443 ssl;\n  }\n}\n")
+    doc = _doc(
+        Kind.NGINX,
+        "nginx.conf",
+        "http {\n  include /etc/passwd;\n  server {\n    listen 443 ssl;\n  }\n}\n",
+    )
     (http,) = doc.directives
     assert http.block is not None
     assert [d.name for d in http.block] == ["include", "server"]
     assert http.block[1].span.start_line == 3
     broken = _doc(Kind.NGINX, "nginx.conf", "server {\n  listen 80;\n")
-    assert broken.problems and broken.problems[0].span.start_line == 2
+    # Reported where the unclosed block opens, like the Terraform adapter does.
+    assert [(p.span.start_line, "never closed" in p.message) for p in broken.problems] == [
+        (1, True)
+    ]

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,45 +22,83 @@ from policyscan.discover import classify
 from tests.conftest import ROOT, write_tree
 
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
     "GIT_CONFIG_NOSYSTEM": "1",
 }
 
 
 def git(repo: Path, *args: str) -> str:
-    proc = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", *args],
-                          cwd=repo, capture_output=True, text=True, env={**os.environ, **GIT_ENV}, check=True)
+    proc = subprocess.run(
+        ["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+        check=True,
+    )
     return proc.stdout
 
 
 def _findings(capsys: pytest.CaptureFixture[str], *args: str) -> set[tuple[str, str, int, str]]:
     main([*args, "-f", "json", "--fail-on", "never"])
     payload = json.loads(capsys.readouterr().out)
-    return {(f["rule_id"], f["location"]["path"], f["location"]["start_line"], f["fingerprint"])
-            for f in payload["findings"]}
+    return {
+        (f["rule_id"], f["location"]["path"], f["location"]["start_line"], f["fingerprint"])
+        for f in payload["findings"]
+    }
 
 
 # -------------------------------------------------------------------------------- the hook file
 
 
-def _hook() -> dict:  # type: ignore[type-arg]
+def _hook() -> dict[str, Any]:
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text("utf-8"))
     assert [h["id"] for h in hooks] == ["policyscan"]
-    return hooks[0]  # type: ignore[no-any-return]
+    hook: dict[str, Any] = hooks[0]
+    return hook
 
 
-@pytest.mark.parametrize("path", [
-    "docker-compose.yml", "deploy/compose.prod.yaml", "docker-compose.override.yml", "compose.yml",
-    ".env", "svc/.env.production", ".env.example", "prod.env",
-    "main.tf", "infra/prod.tfvars", "x.tf.json", "terraform.tfvars.json",
-    "Dockerfile", "api/Dockerfile.prod", "Containerfile", "web.dockerfile",
-    "nginx/nginx.conf", "nginx/conf.d/shop.conf", "docker-compose.yml.example",
-    "README.md", "src/app.py", "package.json", "compose.md", "Dockerfile.md", "main.tfstate", "values.yaml",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "docker-compose.yml",
+        "deploy/compose.prod.yaml",
+        "docker-compose.override.yml",
+        "compose.yml",
+        ".env",
+        "svc/.env.production",
+        ".env.example",
+        "prod.env",
+        "main.tf",
+        "infra/prod.tfvars",
+        "x.tf.json",
+        "terraform.tfvars.json",
+        "Dockerfile",
+        "api/Dockerfile.prod",
+        "Containerfile",
+        "web.dockerfile",
+        "nginx/nginx.conf",
+        "nginx/conf.d/shop.conf",
+        "docker-compose.yml.example",
+        "README.md",
+        "src/app.py",
+        "package.json",
+        "compose.md",
+        "Dockerfile.md",
+        "main.tfstate",
+        "values.yaml",
+    ],
+)
 def test_hook_files_pattern_selects_what_policyscan_reads(path: str) -> None:
     hook = _hook()
-    assert (hook["language"], hook["entry"], hook.get("pass_filenames", True)) == ("python", "policyscan", True)
+    assert (hook["language"], hook["entry"], hook.get("pass_filenames", True)) == (
+        "python",
+        "policyscan",
+        True,
+    )
     selected = re.search(hook["files"], path) is not None
     # Every file discovery would read is passed to the hook (a .conf is passed and sniffed).
     if classify(path) is not None:
@@ -79,15 +118,22 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
-@pytest.mark.parametrize("name", [
-    ".env", ".env.example", "docker-compose.yml", "backend/Dockerfile", "terraform/rds.tf",
-    "terraform/network.tf", "nginx/conf.d/shop.conf",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".env",
+        ".env.example",
+        "docker-compose.yml",
+        "backend/Dockerfile",
+        "terraform/rds.tf",
+        "terraform/network.tf",
+        "nginx/conf.d/shop.conf",
+    ],
+)
 def test_a_named_file_is_judged_as_in_a_full_scan(
     shop: Path, name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not (shop / name).exists():
-        pytest.skip(f"the example repository has no {name}")
+    assert (shop / name).exists(), f"the example repository lost {name}"
     monkeypatch.chdir(shop)
     full = _findings(capsys, ".")
     alone = _findings(capsys, name)
@@ -97,15 +143,18 @@ def test_a_named_file_is_judged_as_in_a_full_scan(
 def test_named_files_report_only_on_themselves_with_context(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_tree(tmp_path, {
-        ".git/HEAD": "ref: refs/heads/main\n",
-        # ${APP_DEBUG} is defined by the .env beside the compose file (context that is not named);
-        # ${API_TOKEN} is not defined anywhere.
-        "app/docker-compose.yml": "services:\n  api:\n    image: x\n    environment:\n"
-                                  "      DEBUG: ${APP_DEBUG}\n      TOKEN: ${API_TOKEN}\n",
-        "app/.env": "APP_DEBUG=true\n",
-        "other/.env": "DEBUG=true\n",
-    })
+    write_tree(
+        tmp_path,
+        {
+            ".git/HEAD": "ref: refs/heads/main\n",
+            # ${APP_DEBUG} is defined by the .env beside the compose file (context that is not named);
+            # ${API_TOKEN} is not defined anywhere.
+            "app/docker-compose.yml": "services:\n  api:\n    image: x\n    environment:\n"
+            "      DEBUG: ${APP_DEBUG}\n      TOKEN: ${API_TOKEN}\n",
+            "app/.env": "APP_DEBUG=true\n",
+            "other/.env": "DEBUG=true\n",
+        },
+    )
     monkeypatch.chdir(tmp_path / "app")
     found = _findings(capsys, "docker-compose.yml", "--select", "PSE001,PSE012")
     # Paths are relative to the repository's top, as in a full scan from there; the .env's own
@@ -120,10 +169,15 @@ def test_named_files_report_only_on_themselves_with_context(
 
 @pytest.fixture()
 def branch(tmp_path: Path) -> Path:
-    repo = write_tree(tmp_path / "repo", {
-        ".env": "DEBUG=false\n", "old/.env": "DEBUG=true\n", "gone/.env": "DEBUG=false\n",
-        "docker-compose.yml": "services:\n  web:\n    image: x\n",
-    })
+    repo = write_tree(
+        tmp_path / "repo",
+        {
+            ".env": "DEBUG=false\n",
+            "old/.env": "DEBUG=true\n",
+            "gone/.env": "DEBUG=false\n",
+            "docker-compose.yml": "services:\n  web:\n    image: x\n",
+        },
+    )
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "base")
@@ -134,17 +188,22 @@ def branch(tmp_path: Path) -> Path:
     (repo / "new").mkdir()
     (repo / "new" / ".env").write_text("DEBUG=1\n")  # staged
     git(repo, "add", "new/.env")
-    (repo / "docker-compose.yml").write_text("services:\n  web:\n    image: x\n    environment:\n"
-                                             "      DEBUG: 'true'\n")  # unstaged
+    (repo / "docker-compose.yml").write_text(
+        "services:\n  web:\n    image: x\n    environment:\n      DEBUG: 'true'\n"
+    )  # unstaged
     return repo
 
 
-def test_changed_since_scans_what_changed(branch: Path, capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_changed_since_scans_what_changed(
+    branch: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(branch)
     found = _findings(capsys, "--changed-since", "main", "--select", "PSE001")
     assert sorted((p, line) for _, p, line, _ in found) == [
-        (".env", 1), ("docker-compose.yml", 5), ("new/.env", 1)]  # not old/.env
+        (".env", 1),
+        ("docker-compose.yml", 5),
+        ("new/.env", 1),
+    ]  # not old/.env
 
 
 def test_changed_since_limited_to_paths_and_nothing_changed(
@@ -161,8 +220,12 @@ def test_changed_since_limited_to_paths_and_nothing_changed(
     assert "0 findings in 0 files" in capsys.readouterr().out
 
 
-def test_changed_since_errors_are_usage_errors(branch: Path, capsys: pytest.CaptureFixture[str],
-                                               monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_changed_since_errors_are_usage_errors(
+    branch: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     monkeypatch.chdir(branch)
     assert main(["--changed-since", "no-such-ref"]) == 2
     err = capsys.readouterr().err
@@ -186,8 +249,20 @@ def _pre_commit() -> str:
     return found
 
 
-_SKIP = {".git", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-         ".hypothesis", ".policyscan_cache", "build", "dist", "node_modules"}
+_SKIP = {
+    ".git",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    ".policyscan_cache",
+    "build",
+    "dist",
+    "node_modules",
+}
 
 
 @pytest.fixture(scope="session")
@@ -214,21 +289,40 @@ def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pre-commit-home")
 
 
-def _try_repo(project: Path, hook_repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _try_repo(
+    project: Path, hook_repo: Path, home: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **GIT_ENV, "PRE_COMMIT_HOME": str(home), "NO_COLOR": "1"}
     env.pop("CI", None)  # keep the hook's own output as a user sees it
-    return subprocess.run([_pre_commit(), "try-repo", str(hook_repo), "policyscan", "--verbose",
-                           "--color", "never", *args],
-                          cwd=project, capture_output=True, text=True, env=env, timeout=900)
+    return subprocess.run(
+        [
+            _pre_commit(),
+            "try-repo",
+            str(hook_repo),
+            "policyscan",
+            "--verbose",
+            "--color",
+            "never",
+            *args,
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
 
 
 @pytest.fixture()
 def project(tmp_path: Path) -> Iterator[Path]:
-    repo = write_tree(tmp_path / "project", {
-        "README.md": "# app\n",
-        "docker-compose.yml": "services:\n  api:\n    image: app:1\n    environment:\n      DEBUG: ${APP_DEBUG}\n",
-        ".env": "APP_DEBUG=false\n",
-    })
+    repo = write_tree(
+        tmp_path / "project",
+        {
+            "README.md": "# app\n",
+            "docker-compose.yml": "services:\n  api:\n    image: app:1\n    environment:\n      DEBUG: ${APP_DEBUG}\n",
+            ".env": "APP_DEBUG=false\n",
+        },
+    )
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "start")
@@ -259,7 +353,9 @@ def test_real_pre_commit_fails_an_insecure_commit_and_passes_a_clean_one(
     assert re.search(r"policyscan\.+Passed", proc.stdout), proc.stdout
 
 
-def test_real_pre_commit_skips_unrelated_files(project: Path, hook_repo: Path, pre_commit_home: Path) -> None:
+def test_real_pre_commit_skips_unrelated_files(
+    project: Path, hook_repo: Path, pre_commit_home: Path
+) -> None:
     (project / "README.md").write_text("# app\n\nDEBUG=true\n")
     git(project, "add", "README.md")
     proc = _try_repo(project, hook_repo, pre_commit_home)

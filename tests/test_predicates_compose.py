@@ -91,17 +91,37 @@ def test_image_family(text: str, family: str | None) -> None:
         ("53:53/udp", None, (53, 53), (53, 53), "udp", True),
     ],
 )
-def test_parse_short_port(entry: object, host_ip: str | None, published: tuple[int, int] | None,
-                          target: tuple[int, int], protocol: str, public: bool) -> None:
+def test_parse_short_port(
+    entry: object,
+    host_ip: str | None,
+    published: tuple[int, int] | None,
+    target: tuple[int, int],
+    protocol: str,
+    public: bool,
+) -> None:
     port = c.parse_port(_v(entry))
     assert port is not None
     assert (port.host_ip, port.published, port.target, port.protocol, port.public) == (
-        host_ip, published, target, protocol, public)
+        host_ip,
+        published,
+        target,
+        protocol,
+        public,
+    )
 
 
 def test_parse_long_port() -> None:
-    port = c.parse_port(_v({"target": 5432, "published": "15432", "host_ip": "127.0.0.1",
-                            "protocol": "tcp", "mode": "host"}))
+    port = c.parse_port(
+        _v(
+            {
+                "target": 5432,
+                "published": "15432",
+                "host_ip": "127.0.0.1",
+                "protocol": "tcp",
+                "mode": "host",
+            }
+        )
+    )
     assert port is not None
     assert (port.target, port.published, port.public) == ((5432, 5432), (15432, 15432), False)
     bare = c.parse_port(_v({"target": 6379}))
@@ -131,7 +151,7 @@ def test_command_blame_points_at_the_list_element() -> None:
 
 
 def test_split_words_follows_sh_c_scripts() -> None:
-    words = c.split_words("sh -c 'exec redis-server --requirepass \"$REDIS_PASSWORD\" --save \"\"'")
+    words = c.split_words('sh -c \'exec redis-server --requirepass "$REDIS_PASSWORD" --save ""\'')
     assert words[:3] == ["sh", "-c", "exec"]
     assert words[-2:] == ["--save", ""]
 
@@ -148,7 +168,9 @@ def _view(services: dict[str, object]) -> ComposeView:
     root = _v({"services": services})
     svcs = root.lookup("services")
     assert svcs is not None and isinstance(svcs.data, dict)
-    return ComposeView("", ["docker-compose.yml"], Environment.PRODUCTION, dict(svcs.data), root, {})
+    return ComposeView(
+        "", ["docker-compose.yml"], Environment.PRODUCTION, dict(svcs.data), root, {}
+    )
 
 
 @pytest.mark.parametrize(
@@ -159,7 +181,11 @@ def _view(services: dict[str, object]) -> ComposeView:
         ("db-migrate", {"image": "shop:1"}, False),
         ("app", {"image": "shop:1", "command": "alembic upgrade head"}, False),
         # a migration followed by the server keeps running
-        ("app", {"image": "shop:1", "command": "sh -c 'alembic upgrade head && uvicorn app:app'"}, True),
+        (
+            "app",
+            {"image": "shop:1", "command": "sh -c 'alembic upgrade head && uvicorn app:app'"},
+            True,
+        ),
         ("perms", {"image": "busybox:1", "command": "chown -R 1000 /data"}, False),
         ("initializer", {"image": "shop:1"}, True),  # "init" must be a whole word
         ("child", {"extends": {"service": "app"}}, None),
@@ -171,9 +197,15 @@ def test_long_running(name: str, service: dict[str, object], expected: bool | No
 
 
 def test_service_awaited_to_completion_is_one_shot() -> None:
-    view = _view({"prestart": {"image": "shop:1", "command": "bash scripts/prestart.sh"},
-                  "app": {"image": "shop:1",
-                          "depends_on": {"prestart": {"condition": "service_completed_successfully"}}}})
+    view = _view(
+        {
+            "prestart": {"image": "shop:1", "command": "bash scripts/prestart.sh"},
+            "app": {
+                "image": "shop:1",
+                "depends_on": {"prestart": {"condition": "service_completed_successfully"}},
+            },
+        }
+    )
     assert c.is_long_running(view, "prestart", view.services["prestart"]) is False
     assert c.is_long_running(view, "app", view.services["app"]) is True
 
@@ -183,8 +215,15 @@ def test_service_awaited_to_completion_is_one_shot() -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("8G", 8 * 1024**3), ("8192M", 8 * 1024**3), ("512m", 512 * 1024**2), ("1.5g", 1.5 * 1024**3),
-     ("8GB", 8 * 1024**3), ("1073741824", 1024**3), ("lots", None)],
+    [
+        ("8G", 8 * 1024**3),
+        ("8192M", 8 * 1024**3),
+        ("512m", 512 * 1024**2),
+        ("1.5g", 1.5 * 1024**3),
+        ("8GB", 8 * 1024**3),
+        ("1073741824", 1024**3),
+        ("lots", None),
+    ],
 )
 def test_memory_bytes(text: str, size: float | None) -> None:
     assert c.memory_bytes(text) == size
@@ -212,8 +251,9 @@ def _scan(tmp_path: Path, files: dict[str, str], *ids: str) -> list[tuple[str, s
     write_tree(tmp_path, dict(files))
     rules = [r for r in load_policies() if r.id in ids]
     result = scan(rules, ScanOptions(paths=(str(tmp_path),)))
-    return [(f.rule_id, f.location.path, f.location.span.start_line, f.message)
-            for f in result.findings]
+    return [
+        (f.rule_id, f.location.path, f.location.span.start_line, f.message) for f in result.findings
+    ]
 
 
 def test_redis_flags_merged_from_a_production_override(tmp_path: Path) -> None:
@@ -228,8 +268,10 @@ def test_redis_flags_merged_from_a_production_override(tmp_path: Path) -> None:
 
 
 def test_weak_literal_redis_password_is_never_printed(tmp_path: Path) -> None:
-    files = {"docker-compose.yml": "services:\n  redis:\n    image: redis:7.2.4\n"
-                                   "    command: redis-server --requirepass hunter2hunter2\n"}
+    files = {
+        "docker-compose.yml": "services:\n  redis:\n    image: redis:7.2.4\n"
+        "    command: redis-server --requirepass hunter2hunter2\n"
+    }
     write_tree(tmp_path, files)
     rules = [r for r in load_policies() if r.id == "PSC019"]
     result = scan(rules, ScanOptions(paths=(str(tmp_path),)))
@@ -242,18 +284,21 @@ def test_weak_literal_redis_password_is_never_printed(tmp_path: Path) -> None:
 def test_healthcheck_in_a_parent_stage_of_the_build_target(tmp_path: Path) -> None:
     files = {
         "docker-compose.yml": "services:\n  api:\n    build:\n      context: api\n      target: dev\n",
-        "api/Dockerfile": "FROM python:3.12-slim AS base\nFROM base AS dev\nCMD [\"python\"]\n"
-                          "FROM base AS prod\nHEALTHCHECK CMD curl -f http://127.0.0.1/\n",
+        "api/Dockerfile": 'FROM python:3.12-slim AS base\nFROM base AS dev\nCMD ["python"]\n'
+        "FROM base AS prod\nHEALTHCHECK CMD curl -f http://127.0.0.1/\n",
     }
     # the dev target does not inherit the prod stage's HEALTHCHECK
     assert [(r, p, line) for r, p, line, _ in _scan(tmp_path, files, "PSC004")] == [
-        ("PSC004", "docker-compose.yml", 2)]
+        ("PSC004", "docker-compose.yml", 2)
+    ]
 
 
 def test_tls_evidence_from_an_https_port_variable(tmp_path: Path) -> None:
-    files = {"docker-compose.yml": "services:\n  web:\n    image: ghcr.io/jitsi/web:stable\n"
-                                   "    ports:\n      - '${HTTP_PORT}:8000'\n"
-                                   "      - '${HTTPS_PORT}:8443'\n"}
+    files = {
+        "docker-compose.yml": "services:\n  web:\n    image: ghcr.io/jitsi/web:stable\n"
+        "    ports:\n      - '${HTTP_PORT}:8000'\n"
+        "      - '${HTTPS_PORT}:8443'\n"
+    }
     assert _scan(tmp_path, files, "PSX002") == []
 
 
@@ -261,7 +306,7 @@ def test_project_rules_look_only_at_production_views(tmp_path: Path) -> None:
     files = {
         "docker-compose.yml": "services:\n  app:\n    image: shop:1.4.2\n",
         "docker-compose.override.yml": "services:\n  app:\n    ports:\n      - '8000:8000'\n"
-                                       "  redis:\n    image: redis:7.2.4\n",
+        "  redis:\n    image: redis:7.2.4\n",
     }
     assert _scan(tmp_path, files, "PSX001", "PSX002") == []
 
@@ -279,8 +324,14 @@ def test_project_rules_look_only_at_production_views(tmp_path: Path) -> None:
         (["cache:${REDIS_DIR}"], "/data", None),
     ],
 )
-def test_volume_for_data_directory(entry: list[object], directory: str, expected: bool | None) -> None:
-    items = [_v(x) if not (isinstance(x, str) and "$" in x)
-             else Value(None, "c.yml", Span.line(1), known=False, text=x) for x in entry]
+def test_volume_for_data_directory(
+    entry: list[object], directory: str, expected: bool | None
+) -> None:
+    items = [
+        _v(x)
+        if not (isinstance(x, str) and "$" in x)
+        else Value(None, "c.yml", Span.line(1), known=False, text=x)
+        for x in entry
+    ]
     svc = Value({"volumes": Value(items, "c.yml", Span.line(1))}, "c.yml", Span.line(1))
     assert c.has_volume_for(svc, directory) is expected

@@ -24,7 +24,9 @@ def _doc(text: str) -> DockerfileDocument:
     return parse_dockerfile(Artifact("Dockerfile", "/x/Dockerfile", Kind.DOCKERFILE), text)
 
 
-def _findings(tmp_path: Path, files: dict[str, str | bytes], ids: tuple[str, ...]) -> list[tuple[str, str, int]]:
+def _findings(
+    tmp_path: Path, files: dict[str, str | bytes], ids: tuple[str, ...]
+) -> list[tuple[str, str, int]]:
     write_tree(tmp_path, files)
     rules = [r for r in MY_RULES if r.id in ids]
     result = scan(rules, ScanOptions(paths=(str(tmp_path),)))
@@ -35,7 +37,9 @@ def _findings(tmp_path: Path, files: dict[str, str | bytes], ids: tuple[str, ...
 
 
 def test_stage_chain_follows_aliases_case_insensitively_and_stops_on_cycles() -> None:
-    doc = _doc("FROM python:3.12 AS Base\nUSER app\nFROM base AS mid\nFROM MID\nFROM final AS final\n")
+    doc = _doc(
+        "FROM python:3.12 AS Base\nUSER app\nFROM base AS mid\nFROM MID\nFROM final AS final\n"
+    )
     base, mid, last, odd = doc.stages
     assert dp.chain(doc, last) == [last, mid, base]
     assert dp.base_image(doc, last) == "python:3.12"
@@ -45,8 +49,10 @@ def test_stage_chain_follows_aliases_case_insensitively_and_stops_on_cycles() ->
 
 
 def test_entrypoint_in_a_stage_resets_the_inherited_cmd_but_not_its_own() -> None:
-    doc = _doc("FROM x:1 AS a\nCMD run-a\nFROM a AS b\nENTRYPOINT [\"/e\"]\nFROM a AS c\nCMD run-c\n"
-               "ENTRYPOINT [\"/e\"]\n")
+    doc = _doc(
+        'FROM x:1 AS a\nCMD run-a\nFROM a AS b\nENTRYPOINT ["/e"]\nFROM a AS c\nCMD run-c\n'
+        'ENTRYPOINT ["/e"]\n'
+    )
     _, b, c = doc.stages
     assert dp.effective(doc, b, "CMD") is None
     assert dp.command_text(doc, b)[0] == "/e"
@@ -100,7 +106,7 @@ def test_official_database_images_drop_root_themselves(tmp_path: Path) -> None:
 def test_development_dockerfiles_are_not_judged(tmp_path: Path) -> None:
     files = {
         "Dockerfile.dev": "FROM python:latest\nCMD flask run --debug\n",
-        "Dockerfile": "FROM python:3.12-slim\nUSER app\nCMD [\"gunicorn\", \"app:app\"]\n",
+        "Dockerfile": 'FROM python:3.12-slim\nUSER app\nCMD ["gunicorn", "app:app"]\n',
     }
     ids = ("PSD002", "PSD004", "PSD005", "PSD006")
     assert _findings(tmp_path, files, ids) == []
@@ -110,11 +116,14 @@ def test_compose_builders_resolve_context_and_dockerfile(tmp_path: Path) -> None
     from policyscan.project import Project
     from policyscan.scan import parse_artifact
 
-    write_tree(tmp_path, {
-        "svc/docker/Prod.Dockerfile": "FROM x:1\n",
-        "docker-compose.yml": "services:\n  a:\n    build:\n      context: ./svc\n"
-                              "      dockerfile: docker/Prod.Dockerfile\n  b:\n    build: ./other\n",
-    })
+    write_tree(
+        tmp_path,
+        {
+            "svc/docker/Prod.Dockerfile": "FROM x:1\n",
+            "docker-compose.yml": "services:\n  a:\n    build:\n      context: ./svc\n"
+            "      dockerfile: docker/Prod.Dockerfile\n  b:\n    build: ./other\n",
+        },
+    )
     from policyscan.discover import discover
 
     found = discover((str(tmp_path),), str(tmp_path))
@@ -128,8 +137,10 @@ def test_compose_builders_resolve_context_and_dockerfile(tmp_path: Path) -> None
 
 
 def test_unread_includes_stay_in_the_tree_so_rules_can_say_unknown(tmp_path: Path) -> None:
-    files = {"nginx/nginx.conf": "http {\n  include /etc/nginx/extra/*.conf;\n  include mime.types;\n"
-                                 "  server {\n    listen 80;\n    root /srv;\n  }\n}\n"}
+    files = {
+        "nginx/nginx.conf": "http {\n  include /etc/nginx/extra/*.conf;\n  include mime.types;\n"
+        "  server {\n    listen 80;\n    root /srv;\n  }\n}\n"
+    }
     from policyscan.discover import discover
     from policyscan.project import Project
     from policyscan.scan import parse_artifact
@@ -173,8 +184,14 @@ def test_plain_port_80(listens: list[str], plain80: bool) -> None:
 
 
 def test_http_level_settings_are_reported_once_per_http_block(tmp_path: Path) -> None:
-    servers = "".join(f"  server {{\n    listen 443 ssl;\n    root /srv/s{i};\n  }}\n" for i in range(3))
-    conf = "http {\n  ssl_protocols TLSv1 TLSv1.2;\n  ssl_certificate /c;\n  ssl_certificate_key /k;\n" + servers + "}\n"
+    servers = "".join(
+        f"  server {{\n    listen 443 ssl;\n    root /srv/s{i};\n  }}\n" for i in range(3)
+    )
+    conf = (
+        "http {\n  ssl_protocols TLSv1 TLSv1.2;\n  ssl_certificate /c;\n  ssl_certificate_key /k;\n"
+        + servers
+        + "}\n"
+    )
     assert _findings(tmp_path, {"nginx/nginx.conf": conf}, ("PSN009", "PSN011", "PSN012")) == [
         ("PSN009", "nginx/nginx.conf", 2),
         ("PSN011", "nginx/nginx.conf", 1),
@@ -191,7 +208,9 @@ def test_a_snippet_without_server_or_http_produces_no_missing_findings(tmp_path:
     assert _findings(tmp_path, files, ids) == []
 
 
-def test_header_values_computed_by_a_map_are_unknown_but_reflected_origin_is_not(tmp_path: Path) -> None:
+def test_header_values_computed_by_a_map_are_unknown_but_reflected_origin_is_not(
+    tmp_path: Path,
+) -> None:
     from policyscan.model import Span
     from policyscan.parsers.nginx import Directive
     from policyscan.project import _header_fact
@@ -205,10 +224,12 @@ def test_header_values_computed_by_a_map_are_unknown_but_reflected_origin_is_not
 
 
 def test_cors_header_at_http_level_is_reported_once(tmp_path: Path) -> None:
-    conf = ("http {\n  add_header Access-Control-Allow-Origin $http_origin;\n"
-            "  add_header Access-Control-Allow-Credentials true;\n"
-            "  server {\n    listen 443 ssl;\n    location / {\n    }\n    location /b {\n    }\n  }\n"
-            "  server {\n    listen 8443 ssl;\n  }\n}\n")
+    conf = (
+        "http {\n  add_header Access-Control-Allow-Origin $http_origin;\n"
+        "  add_header Access-Control-Allow-Credentials true;\n"
+        "  server {\n    listen 443 ssl;\n    location / {\n    }\n    location /b {\n    }\n  }\n"
+        "  server {\n    listen 8443 ssl;\n  }\n}\n"
+    )
     assert _findings(tmp_path, {"nginx/nginx.conf": conf}, ("PSN006", "PSN015")) == [
         ("PSN006", "nginx/nginx.conf", 2),
         ("PSN015", "nginx/nginx.conf", 2),
@@ -228,24 +249,30 @@ def _planted_for_my_rules() -> set[tuple[str, int, str]]:
     return {
         (e["file"], e["line"], e["checklist"])
         for e in planted["planted"]
-        if any(k in e["file"] for k in _KINDS) and e["checklist"] in mine
+        if any(k in e["file"] for k in _KINDS)
+        and e["checklist"] in mine
         and not ("Dockerfile" in e["file"] and e["checklist"].startswith(_VARIABLE_ITEMS))
     }
 
 
-@pytest.mark.skipif(not (FIXTURES / "insecure-shop" / "PLANTED.yaml").exists(), reason="no fixture yet")
 def test_insecure_shop_dockerfile_and_nginx_problems_are_all_found() -> None:
     result = scan(MY_RULES, ScanOptions(paths=(str(FIXTURES / "insecure-shop"),)))
-    found = {(f.location.path, f.location.span.start_line, c) for f in result.findings for c in f.checklist}
+    found = {
+        (f.location.path, f.location.span.start_line, c)
+        for f in result.findings
+        for c in f.checklist
+    }
     missed = _planted_for_my_rules() - found
     assert not missed, missed
     planted_lines = {(f, line) for f, line, _ in _planted_for_my_rules()}
-    extra = [(f.rule_id, f.location.path, f.location.span.start_line) for f in result.findings
-             if (f.location.path, f.location.span.start_line) not in planted_lines]
+    extra = [
+        (f.rule_id, f.location.path, f.location.span.start_line)
+        for f in result.findings
+        if (f.location.path, f.location.span.start_line) not in planted_lines
+    ]
     assert not extra, extra
 
 
-@pytest.mark.skipif(not (FIXTURES / "hardened-shop").exists(), reason="no fixture yet")
 def test_hardened_shop_is_silent_for_dockerfile_and_nginx_rules() -> None:
     result = scan(MY_RULES, ScanOptions(paths=(str(FIXTURES / "hardened-shop"),)))
     assert [(f.rule_id, f.location.path, f.location.span.start_line) for f in result.findings] == []

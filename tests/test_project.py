@@ -34,13 +34,16 @@ def test_interpolation_forms() -> None:
 
 
 def test_environments_from_names_and_the_lone_file(tmp_path: Path) -> None:
-    root = write_tree(tmp_path, {
-        "docker-compose.yml": "services: {}\n",
-        "docker-compose.prod.yml": "services: {}\n",
-        "docker-compose.override.yml": "services: {}\n",
-        "deploy/.env": "A=1\n",
-        "deploy/.env.example": "A=\n",
-    })
+    root = write_tree(
+        tmp_path,
+        {
+            "docker-compose.yml": "services: {}\n",
+            "docker-compose.prod.yml": "services: {}\n",
+            "docker-compose.override.yml": "services: {}\n",
+            "deploy/.env": "A=1\n",
+            "deploy/.env.example": "A=\n",
+        },
+    )
     found = discover([str(root)], str(root))
     envs = {a.path: (a.environment, a.template) for a in found.artifacts}
     assert envs == {
@@ -53,25 +56,33 @@ def test_environments_from_names_and_the_lone_file(tmp_path: Path) -> None:
 
 
 def test_dev_compose_debug_beside_clean_prod_file_is_not_a_finding(tmp_path: Path) -> None:
-    root = write_tree(tmp_path, {
-        "docker-compose.yml": "services:\n  web:\n    image: app:1.0\n",
-        "docker-compose.dev.yml": "services:\n  web:\n    environment:\n      DEBUG: 1\n",
-        "docker-compose.prod.yml": "services:\n  web:\n    environment:\n      DEBUG: 0\n",
-    })
+    root = write_tree(
+        tmp_path,
+        {
+            "docker-compose.yml": "services:\n  web:\n    image: app:1.0\n",
+            "docker-compose.dev.yml": "services:\n  web:\n    environment:\n      DEBUG: 1\n",
+            "docker-compose.prod.yml": "services:\n  web:\n    environment:\n      DEBUG: 0\n",
+        },
+    )
     assert main([str(root), "--select", "PSE001"]) == 0
-    (tmp_path / "docker-compose.prod.yml").write_text("services:\n  web:\n    environment:\n      DEBUG: 1\n")
+    (tmp_path / "docker-compose.prod.yml").write_text(
+        "services:\n  web:\n    environment:\n      DEBUG: 1\n"
+    )
     assert main([str(root), "--select", "PSE001"]) == 1
 
 
 def test_compose_production_view_merges_override_and_interpolates(tmp_path: Path) -> None:
-    root = write_tree(tmp_path, {
-        ".env": "TAG=1.4\nPW=from-env\n",
-        "docker-compose.yml": (
-            "services:\n  web:\n    image: shop:${TAG}\n    environment:\n      - A=1\n      - PW=${PW}\n"
-            "    ports: ['80:80']\n"
-        ),
-        "docker-compose.prod.yml": "services:\n  web:\n    environment:\n      A: 2\n    ports: ['443:443']\n",
-    })
+    root = write_tree(
+        tmp_path,
+        {
+            ".env": "TAG=1.4\nPW=from-env\n",
+            "docker-compose.yml": (
+                "services:\n  web:\n    image: shop:${TAG}\n    environment:\n      - A=1\n      - PW=${PW}\n"
+                "    ports: ['80:80']\n"
+            ),
+            "docker-compose.prod.yml": "services:\n  web:\n    environment:\n      A: 2\n    ports: ['443:443']\n",
+        },
+    )
     project = _project(root)
     (prod,) = [v for v in project.compose_views if v.environment is Environment.PRODUCTION]
     web = prod.services["web"]
@@ -83,16 +94,19 @@ def test_compose_production_view_merges_override_and_interpolates(tmp_path: Path
 
 
 def test_nginx_includes_resolve_inside_root_and_headers_inherit_like_nginx(tmp_path: Path) -> None:
-    root = write_tree(tmp_path, {
-        "nginx/nginx.conf": (
-            "http {\n  add_header X-Frame-Options DENY;\n  include /etc/nginx/conf.d/*.conf;\n"
-            "  include ../../etc/secret.conf;\n}\n"
-        ),
-        "nginx/conf.d/site.conf": (
-            "server {\n  listen 443 ssl;\n  location / {\n    add_header Cache-Control no-store;\n  }\n"
-            "  location /b {\n  }\n}\n"
-        ),
-    })
+    root = write_tree(
+        tmp_path,
+        {
+            "nginx/nginx.conf": (
+                "http {\n  add_header X-Frame-Options DENY;\n  include /etc/nginx/conf.d/*.conf;\n"
+                "  include ../../etc/secret.conf;\n}\n"
+            ),
+            "nginx/conf.d/site.conf": (
+                "server {\n  listen 443 ssl;\n  location / {\n    add_header Cache-Control no-store;\n  }\n"
+                "  location /b {\n  }\n}\n"
+            ),
+        },
+    )
     project = _project(root)
     contexts = project.nginx_contexts
     kinds = [(k, c.directive.path, c.directive.span.start_line) for k, c in contexts]
@@ -109,15 +123,18 @@ def test_nginx_includes_resolve_inside_root_and_headers_inherit_like_nginx(tmp_p
 
 
 def test_terraform_variables_from_defaults_tfvars_and_locals(tmp_path: Path) -> None:
-    root = write_tree(tmp_path, {
-        "infra/variables.tf": 'variable "days" {\n  default = 3\n}\nvariable "free" {}\n',
-        "infra/terraform.tfvars": "days = 14\n",
-        "infra/main.tf": (
-            "locals {\n  env = \"prod\"\n}\n"
-            'resource "aws_db_instance" "a" {\n  backup_retention_period = var.days\n'
-            "  name = local.env\n  other = var.free\n}\n"
-        ),
-    })
+    root = write_tree(
+        tmp_path,
+        {
+            "infra/variables.tf": 'variable "days" {\n  default = 3\n}\nvariable "free" {}\n',
+            "infra/terraform.tfvars": "days = 14\n",
+            "infra/main.tf": (
+                'locals {\n  env = "prod"\n}\n'
+                'resource "aws_db_instance" "a" {\n  backup_retention_period = var.days\n'
+                "  name = local.env\n  other = var.free\n}\n"
+            ),
+        },
+    )
     (subject,) = _project(root).subjects("terraform.resource")
     facts = subject.facts
     assert facts.lookup("backup_retention_period").data == 14

@@ -20,7 +20,13 @@ def test_rule_page_is_generated_and_complete(rule) -> None:  # type: ignore[no-u
     assert page.is_file(), f"{page} is missing: run python -m policyscan.policy.docs docs/rules"
     text = page.read_text("utf-8")
     assert text == docs.markdown(rule), f"{page} is stale: regenerate it"
-    for section in ("## What it does", "## Why is this bad", "## How to fix", "## Example", "## Use instead"):
+    for section in (
+        "## What it does",
+        "## Why is this bad",
+        "## How to fix",
+        "## Example",
+        "## Use instead",
+    ):
         assert section in text
 
 

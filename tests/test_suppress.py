@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -17,12 +18,14 @@ from tests.conftest import write_tree
 RULES = "PSE001,PSC002,PSC004,PST001,PST002,PSD001,PSN006,PSN007"
 
 
-def _scan(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+def _scan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, dict[str, Any]]:
     code = main([str(tmp_path), "--select", RULES, "-f", "json", *extra])
     return code, json.loads(capsys.readouterr().out)
 
 
-def _where(items: list[dict]) -> list[tuple[str, str, int]]:  # type: ignore[type-arg]
+def _where(items: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
     return sorted((f["rule_id"], f["location"]["path"], f["location"]["start_line"]) for f in items)
 
 
@@ -51,13 +54,25 @@ def test_comment_forms() -> None:
     assert [(p.span.start_line, p.code) for p in problems] == [(7, "ignore-comment")]
 
 
+def test_lines_are_counted_as_the_parsers_count_them_and_stacks_stay_linear() -> None:
+    # A form feed is not a line break for the parsers, so it is not one here either.
+    ignores, _ = find_ignores("f", "A=1\x0cB=2\r\n# policyscan: ignore[PSE001] x\r\nC=3\r\n")
+    assert [(i.line, i.target, i.reason) for i in ignores] == [(2, 3, "x")]
+    # 50,000 stacked comments all point at the line after them (a quadratic search would not
+    # finish in any reasonable time); one comment cannot name more than 64 rules.
+    ignores, _ = find_ignores("f", "# policyscan: ignore[PSE001] r\n" * 50_000 + "A=1\n")
+    assert len(ignores) == 50_000 and {i.target for i in ignores} == {50_001}
+    wide = "A=1  # policyscan: ignore[" + ",".join(f"R{i}" for i in range(1000)) + "] r\n"
+    assert len(find_ignores("f", wide)[0][0].rules) == 64
+
+
 def test_no_comment_costs_nothing_and_finds_nothing() -> None:
     assert find_ignores("f", "A=1\n# policyscan is great\n") == ([], [])
 
 
 # -------------------------------------------------------------------------------- every kind
 
-TREE = {
+TREE: dict[str, str | bytes] = {
     ".env": "DEBUG=true  # policyscan: ignore[PSE001] staging box\n",
     "docker-compose.yml": (
         "services:\n"
@@ -111,7 +126,9 @@ TREE = {
 }
 
 
-def test_ignores_in_every_kind_on_lines_and_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ignores_in_every_kind_on_lines_and_blocks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_tree(tmp_path, TREE)
     code, payload = _scan(tmp_path, capsys)
     assert _where(payload["suppressed"]) == [
@@ -140,7 +157,9 @@ def test_ignores_in_every_kind_on_lines_and_blocks(tmp_path: Path, capsys: pytes
 def test_silenced_findings_leave_text_output_and_exit_code(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_tree(tmp_path, {".env": "DEBUG=true\nSECRET_KEY=changethis  # policyscan: ignore[PSE003]\n"})
+    write_tree(
+        tmp_path, {".env": "DEBUG=true\nSECRET_KEY=changethis  # policyscan: ignore[PSE003]\n"}
+    )
     assert main([str(tmp_path), "--select", "PSE001,PSE003", "--no-color"]) == 1
     captured = capsys.readouterr()
     assert "PSE001" in captured.out and "PSE003" not in captured.out.split("finding")[0]
@@ -157,15 +176,30 @@ SARIF_SCHEMA = Path(__file__).parent / "sarif" / "sarif-schema-2.1.0.json"
 
 
 def test_sarif_leaves_silenced_out_unless_asked(tmp_path: Path) -> None:
-    repo = write_tree(tmp_path / "repo", {".env": "DEBUG=true  # policyscan: ignore[PSE001] demo box\n"
-                                                 "LOG_LEVEL=debug\n"})
+    repo = write_tree(
+        tmp_path / "repo",
+        {".env": "DEBUG=true  # policyscan: ignore[PSE001] demo box\nLOG_LEVEL=debug\n"},
+    )
     out = tmp_path / "r.sarif"
     assert main([str(repo), "--select", "PSE001,PSE006", "-f", "sarif", "-o", str(out)]) == 1
     results = json.loads(out.read_text())["runs"][0]["results"]
     assert [r["ruleId"] for r in results] == ["PSE006"]
 
-    assert main([str(repo), "--select", "PSE001,PSE006", "-f", "sarif", "-o", str(out),
-                 "--sarif-include-suppressed"]) == 1
+    assert (
+        main(
+            [
+                str(repo),
+                "--select",
+                "PSE001,PSE006",
+                "-f",
+                "sarif",
+                "-o",
+                str(out),
+                "--sarif-include-suppressed",
+            ]
+        )
+        == 1
+    )
     log = json.loads(out.read_text())
     schema = json.loads(SARIF_SCHEMA.read_bytes())
     assert hashlib.sha256(SARIF_SCHEMA.read_bytes()).hexdigest().startswith("c3b4bb2d")
@@ -177,12 +211,17 @@ def test_sarif_leaves_silenced_out_unless_asked(tmp_path: Path) -> None:
 
 
 def test_warn_unused_ignores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_tree(tmp_path, {".env": (
-        "DEBUG=true  # policyscan: ignore[PSE001] used\n"
-        "LOG_LEVEL=info  # policyscan: ignore[PSE006] nothing to silence here\n"
-        "A=1  # policyscan: ignore[NOPE123] typo\n"
-        "B=2  # policyscan: ignore[PSN001] a rule that did not run is not judged\n"
-    )})
+    write_tree(
+        tmp_path,
+        {
+            ".env": (
+                "DEBUG=true  # policyscan: ignore[PSE001] used\n"
+                "LOG_LEVEL=info  # policyscan: ignore[PSE006] nothing to silence here\n"
+                "A=1  # policyscan: ignore[NOPE123] typo\n"
+                "B=2  # policyscan: ignore[PSN001] a rule that did not run is not judged\n"
+            )
+        },
+    )
     code, payload = _scan(tmp_path, capsys, "--select", "PSE001,PSE006")
     assert code == 0 and payload["problems"] == []  # without the flag: silent
     code, payload = _scan(tmp_path, capsys, "--select", "PSE001,PSE006", "--warn-unused-ignores")
@@ -193,18 +232,27 @@ def test_warn_unused_ignores(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     ]
 
 
-def test_block_ignore_is_limited_to_its_block_and_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_tree(tmp_path, {"docker-compose.yml": (
-        "services:\n"
-        "  # policyscan: ignore[PSC002] only the healthcheck rule should stay\n"
-        "  web:\n"
-        "    image: nginx\n"
-        "  db:\n"
-        "    image: postgres:16\n"
-        "    ports: ['5432:5432']\n"
-    )})
+def test_block_ignore_is_limited_to_its_block_and_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "docker-compose.yml": (
+                "services:\n"
+                "  # policyscan: ignore[PSC002] only the healthcheck rule should stay\n"
+                "  web:\n"
+                "    image: nginx\n"
+                "  db:\n"
+                "    image: postgres:16\n"
+                "    ports: ['5432:5432']\n"
+            )
+        },
+    )
     _, payload = _scan(tmp_path, capsys, "--select", "PSC002,PSC004", "--warn-unused-ignores")
     assert _where(payload["findings"]) == [
-        ("PSC002", "docker-compose.yml", 7), ("PSC004", "docker-compose.yml", 3),
-        ("PSC004", "docker-compose.yml", 5)]
+        ("PSC002", "docker-compose.yml", 7),
+        ("PSC004", "docker-compose.yml", 3),
+        ("PSC004", "docker-compose.yml", 5),
+    ]
     assert [p["code"] for p in payload["problems"]] == ["unused-ignore"]

@@ -306,7 +306,9 @@ PARSER_BUGS = {
 def test_exponent_literals_are_a_grammar_limit_and_never_guessed() -> None:
     """tree-sitter-hcl 1.2 does not know ``1e3``: it recovers by reading ``1`` and an attribute
     ``e3``. policyscan reports the problem and trusts nothing in the repaired block."""
-    doc = tf.parse(Artifact("x.tf", "x.tf", Kind.TERRAFORM), "locals {\n  big  = 1e3\n  next = 2\n}\n")
+    doc = tf.parse(
+        Artifact("x.tf", "x.tf", Kind.TERRAFORM), "locals {\n  big  = 1e3\n  next = 2\n}\n"
+    )
     assert doc.problems
     (block,) = doc.blocks
     assert isinstance(block.body.data, dict)

@@ -73,7 +73,7 @@ _QUOTED = re.compile(r'"[^"\n]*"')
 # bodies included): a 60 KB instruction takes seconds. A larger Dockerfile is reported instead.
 MAX_BYTES = 64 * 1024
 _INSTRUCTION = re.compile(
-    r"[ \t]*(?:from|run|cmd|label|maintainer|expose|env|add|copy|entrypoint|volume|user|workdir|"
+    r"^[ \t]*(?:from|run|cmd|label|maintainer|expose|env|add|copy|entrypoint|volume|user|workdir|"
     r"arg|onbuild|stopsignal|healthcheck|shell)\b",
     re.IGNORECASE,
 )
@@ -141,7 +141,7 @@ def _error_line(text: str, message: str) -> int:
         end = starts[index + 1] if index + 1 < len(starts) else len(lines)
         try:
             dockerfile.parse_string("\n".join(lines[start:end]) + "\n")
-        except dockerfile.GoParseError as exc:
+        except (dockerfile.GoParseError, UnicodeDecodeError) as exc:
             if str(exc) == message:
                 return start + 1
     return 1
@@ -171,14 +171,34 @@ def parse(artifact: Artifact, text: str) -> DockerfileDocument:
             Problem(artifact.path, Span.line(line), f"Dockerfile syntax error: {message}")
         )
         return doc
+    except UnicodeDecodeError as exc:
+        # The dockerfile package hands back a flag cut inside a multi-byte character
+        # (`COPY --s\u6800 a b`, found by benchmarks/fuzz_parsers.py): not readable as parsed.
+        doc.problems.append(
+            Problem(
+                artifact.path,
+                Span.line(_error_line(text, str(exc))),
+                "Dockerfile not scanned: BuildKit's parser returned broken text for this "
+                "instruction (non-ASCII text in a --flag)",
+                "parse-error",
+            )
+        )
+        return doc
     # Lines as the parser counts them: "\n" only (str.splitlines also splits on \f, \v, ...).
     lines = [line.rstrip("\r") for line in text.split("\n")]
     for cmd in commands:
+        if cmd.cmd is None:  # a lone line continuation ("\\" and nothing after it)
+            continue
         name = cmd.cmd.upper()
         last = lines[cmd.end_line - 1] if 0 < cmd.end_line <= len(lines) else ""
         span = Span(cmd.start_line, 1, cmd.end_line, len(last.rstrip()) + 1)
         instruction = Instruction(
-            name, tuple(cmd.value), tuple(cmd.flags), cmd.original, span, bool(cmd.json),
+            name,
+            tuple(cmd.value),
+            tuple(cmd.flags),
+            cmd.original,
+            span,
+            bool(cmd.json),
             tuple(h.content for h in cmd.heredocs),
         )
         if name == "FROM":

@@ -39,9 +39,14 @@ class EnvDocument:
 
 def parse(artifact: Artifact, text: str) -> EnvDocument:
     doc = EnvDocument(artifact)
+    # Lines are counted here, not taken from python-dotenv: its count takes a CR LF that falls
+    # across two bindings (``A=b {\r`` then ``\nC=d``) for two line ends. The bindings' raw
+    # chunks cover the text in order, so a running count of "\n" is exact.
+    start_line = 1
     for binding in parse_stream(io.StringIO(text)):
         raw = binding.original.string
-        line = binding.original.line
+        line = start_line
+        start_line += raw.count("\n")
         lines = raw.split("\n")
         skip = 0
         while skip < len(lines) - 1 and not lines[skip].strip():

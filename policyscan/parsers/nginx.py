@@ -92,6 +92,19 @@ def _too_deep(text: str) -> int | None:
     return None
 
 
+def _unclosed(text: str) -> int | None:
+    """Line of the outermost ``{`` that no ``}`` closes (quoted braces are not braces)."""
+    opened: list[int] = []
+    for token, line, quoted in crossplane.lexer._lex_file_object(io.StringIO(text)):
+        if quoted:
+            continue
+        if token == "{":
+            opened.append(line)
+        elif token == "}" and opened:
+            opened.pop()
+    return opened[0] if opened else None
+
+
 def parse(artifact: Artifact, text: str) -> NginxDocument:
     doc = NginxDocument(artifact)
     deep = _too_deep(text)
@@ -120,6 +133,11 @@ def parse(artifact: Artifact, text: str) -> NginxDocument:
         message = str(error.get("error", "syntax error"))
         # crossplane appends " in <file>:<line>"; the location is reported separately.
         message = message.split(" in " + name)[0]
+        if message.startswith("unexpected end of file"):
+            # crossplane names the end of the file; the line to fix is the block left open.
+            opened = _unclosed(text)
+            if opened is not None:
+                line, message = opened, 'block opened here is never closed (expecting "}")'
         doc.problems.append(
             Problem(artifact.path, Span.line(int(line)), f"nginx syntax error: {message}")
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import time
 from dataclasses import dataclass, field
 
 import tree_sitter
@@ -26,6 +27,11 @@ MAX_WHITESPACE_WORK = 1 << 26
 # The lookbehind starts a match only at a run's first character: one pass, no retries.
 _LONG_WHITESPACE = re.compile(r"(?<![ \t\n\r\v\f])[ \t\n\r\v\f]{64,}")
 _LANGUAGE = tree_sitter.Language(tree_sitter_hcl.language())
+# The last resort for what the check above does not foresee: tree-sitter-hcl is quadratic on
+# other broken input too (thousands of lines that each hold a stray quote). A parse still
+# running after this long is abandoned and reported; real files take milliseconds per megabyte,
+# so only such input gets near it (and only then can the outcome depend on the machine).
+PARSE_SECONDS = 20.0
 _PARSER = tree_sitter.Parser(_LANGUAGE)
 
 
@@ -314,7 +320,12 @@ def _unescape(text: str) -> str:
                 continue
             width = 4 if nxt == "u" else 8 if nxt == "U" else 0
             digits = text[i + 2 : i + 2 + width]
-            if width and len(digits) == width and set(digits) <= _HEX and int(digits, 16) < 0x110000:
+            if (
+                width
+                and len(digits) == width
+                and set(digits) <= _HEX
+                and int(digits, 16) < 0x110000
+            ):
                 out.append(chr(int(digits, 16)))
                 i += 2 + width
                 continue
@@ -392,7 +403,23 @@ def parse(artifact: Artifact, text: str) -> TerraformDocument:
             )
             return doc
     source = text.encode("utf-8")
-    tree = _PARSER.parse(source)
+    deadline = time.monotonic() + PARSE_SECONDS
+    try:
+        tree = _PARSER.parse(
+            lambda offset, _point: source[offset : offset + 65536],
+            progress_callback=lambda _offset, _error: time.monotonic() > deadline,
+        )
+    except ValueError:  # the progress callback cancelled it
+        _PARSER.reset()  # or the next parse would resume this one
+        doc.problems.append(
+            Problem(
+                artifact.path,
+                Span.line(1),
+                f"not scanned: the HCL parser did not finish in {PARSE_SECONDS:.0f} seconds",
+                "too-complex",
+            )
+        )
+        return doc
     root = tree.root_node
     if root.has_error:
         doc.problems.extend(_errors(root, artifact.path))

@@ -75,9 +75,8 @@ def index(rules: list[Rule]) -> str:
     for rule in rules:
         kinds = ", ".join(sorted(a.value for a in rule.artifacts))
         items = ", ".join(f"`{c}`" for c in rule.checklist)
-        lines.append(
-            f"| [{rule.id}]({rule.id}.md) | {rule.name} | {rule.severity.value} | {kinds} | {items} |"
-        )
+        link = f"[{rule.id}]({rule.id}.md)"
+        lines.append(f"| {link} | {rule.name} | {rule.severity.value} | {kinds} | {items} |")
     return "\n".join(lines) + "\n"
 
 

@@ -7,13 +7,20 @@ rules and files still run.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from policyscan.model import Evidence, Finding, Location, Problem, Value
 from policyscan.policy.conditions import Outcome
 from policyscan.policy.loader import Rule
-from policyscan.project import Project, Subject
+
+if TYPE_CHECKING:
+    # Not at run time: the project view imports every parser's library, which a scan answered
+    # from the cache, or `policyscan rules`, never needs.
+    from policyscan.project import Project, Subject
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.-]*)\}")
 
@@ -47,7 +54,13 @@ def _is_secret(value: Value | None) -> bool:
     return value.sensitive or _looks_secret(value.as_str() or "")
 
 
-_URL_CREDENTIALS = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+# ``scheme://user:password@`` where the password runs to the ``@``. Tried only where a run of
+# non-blank, non-``@`` characters starts, and only if that run ends at an ``@`` (the lookahead
+# scans it once): ``(://[^:/@\s]+:)[^@\s]+@`` alone rescans the rest of the run from every ``://``
+# in it, quadratic on ``://a:a://a:a...``. Same matches otherwise: group 1 keeps what precedes
+# the password.
+# Bounded runs keep it linear on adversarial lines (a search retried at every "://").
+_URL_CREDENTIALS = re.compile(r"(://[^:/@\s]{1,256}:)[^@\s]{1,512}@")
 
 
 def mask_credentials(text: str) -> str:
@@ -99,13 +112,31 @@ def _applies(rule: Rule, subject: Subject) -> bool:
 
 
 def evaluate(
-    rules: Sequence[Rule], project: Project, only: frozenset[str] | None = None
+    rules: Sequence[Rule],
+    project: Project,
+    only: frozenset[str] | None = None,
+    timings: dict[str, float] | None = None,
+    jobs: int = 1,
 ) -> tuple[list[Finding], list[Evidence], list[Problem]]:
+    """``timings``, when given, gets the seconds spent building subjects ("project") and in
+    each rule ("rule ID"): benchmarks/bench.py shows the costliest. ``jobs`` > 1 shares the
+    subjects out among that many forked processes (see _evaluate_forked); the result is the
+    same."""
+    if jobs > 1:
+        shared = _evaluate_forked(rules, project, only, jobs)
+        if shared is not None:
+            return shared
     findings: list[Finding] = []
     evidence: list[Evidence] = []
     problems: list[Problem] = []
     for rule in rules:
-        for subject in project.subjects(rule.scope):
+        started = time.perf_counter() if timings is not None else 0.0
+        subjects = project.subjects(rule.scope)
+        if timings is not None:
+            built = time.perf_counter()
+            timings["project"] = timings.get("project", 0.0) + built - started
+            started = built
+        for subject in subjects:
             if not _applies(rule, subject):
                 continue
             if only is not None and subject.path not in only:
@@ -113,15 +144,111 @@ def evaluate(
             try:
                 _evaluate_one(rule, subject, project, findings, evidence)
             except Exception as exc:
-                problems.append(
-                    Problem(
-                        subject.path,
-                        subject.span,
-                        f"rule {rule.id} failed on this file: {type(exc).__name__}: {exc}",
-                        "rule-error",
-                    )
-                )
+                problems.append(_rule_error(rule, subject, exc))
+        if timings is not None:
+            timings[f"rule {rule.id}"] = time.perf_counter() - started
     return _dedupe(findings), evidence, problems
+
+
+# ------------------------------------------------------------------------------- in processes
+
+# Where an item comes from: (rule index, subject index, order within the pair). Sorting by it
+# puts the items of all processes in the order one process makes them.
+_Tag = tuple[int, int, int]
+_Tagged = tuple[list[tuple[_Tag, Finding]], list[tuple[_Tag, Evidence]], list[tuple[_Tag, Problem]]]
+# What forked workers evaluate: set just before forking them, inherited, never pickled.
+_FORKED: tuple[Sequence[Rule], Project, frozenset[str] | None, int] | None = None
+
+
+def _evaluate_forked(
+    rules: Sequence[Rule], project: Project, only: frozenset[str] | None, jobs: int
+) -> tuple[list[Finding], list[Evidence], list[Problem]] | None:
+    """Evaluate in ``jobs`` forked processes, each taking every ``jobs``-th subject of every
+    rule; None where that cannot be done (no fork, a worker lost), and the caller evaluates
+    here.
+
+    Each worker walks all the rules in order and builds the same subjects as one process would
+    (subjects are built in rule order, and building them is where the project view annotates
+    values), then judges only its share; the items come back tagged with where they were made
+    and are merged in that order, so findings, evidence and problems are the same, in the same
+    order, as from one process. Only fork is used: the project is inherited, not pickled."""
+    global _FORKED
+    import heapq
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from policyscan.cache import loads
+    from policyscan.scan import can_fork
+
+    if not can_fork():
+        return None
+    _FORKED = (rules, project, only, jobs)
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            parts = [loads(blob) for blob in pool.map(_evaluate_part, range(jobs))]
+    except (BrokenProcessPool, OSError):
+        return None
+    finally:
+        _FORKED = None
+    views = [view for _, view in parts]
+    if any(view != views[0] for view in views):
+        return None  # the project view differed between workers: trust one process instead
+    project.problems.extend(views[0])
+    tagged: list[_Tagged] = [part for part, _ in parts]
+    findings = [f for _, f in heapq.merge(*(t[0] for t in tagged), key=_tag)]
+    evidence = [e for _, e in heapq.merge(*(t[1] for t in tagged), key=_tag)]
+    problems = [p for _, p in heapq.merge(*(t[2] for t in tagged), key=_tag)]
+    return _dedupe(findings), evidence, problems
+
+
+def _tag(item: tuple[_Tag, object]) -> _Tag:
+    return item[0]
+
+
+def _evaluate_part(part: int) -> bytes:
+    """In a worker: this worker's share of the subjects, tagged; and the project's problems."""
+    import gc
+
+    from policyscan.cache import dumps
+
+    gc.disable()  # as in scan: nothing cyclic to collect in a worker's lifetime
+    assert _FORKED is not None
+    rules, project, only, parts = _FORKED
+    findings: list[tuple[_Tag, Finding]] = []
+    evidence: list[tuple[_Tag, Evidence]] = []
+    problems: list[tuple[_Tag, Problem]] = []
+    for r_index, rule in enumerate(rules):
+        for s_index, subject in enumerate(project.subjects(rule.scope)):
+            if s_index % parts != part or not _applies(rule, subject):
+                continue
+            if only is not None and subject.path not in only:
+                continue
+            made_f: list[Finding] = []
+            made_e: list[Evidence] = []
+            try:
+                _evaluate_one(rule, subject, project, made_f, made_e)
+            except Exception as exc:
+                problems.append(((r_index, s_index, 0), _rule_error(rule, subject, exc)))
+                continue
+            findings.extend(((r_index, s_index, i), f) for i, f in enumerate(made_f))
+            evidence.extend(((r_index, s_index, i), e) for i, e in enumerate(made_e))
+    tagged: _Tagged = (findings, evidence, problems)
+    return dumps((tagged, list(project.problems)))
+
+
+def _rule_error(rule: Rule, subject: Subject, exc: Exception) -> Problem:
+    if os.environ.get("POLICYSCAN_DEBUG"):
+        raise exc
+    return Problem(
+        subject.path,
+        subject.span,
+        # The exception's text can quote a value from the file: only its type is shown
+        # (POLICYSCAN_DEBUG=1 raises it whole).
+        f"rule {rule.id} failed on this file: {type(exc).__name__}",
+        "rule-error",
+    )
 
 
 def _evaluate_one(

@@ -229,7 +229,9 @@ def _chart(readiness: Readiness) -> str:
     )
     return (
         '<section class="card" id="readiness-chart" aria-label="Readiness per section">'
-        "<h2>Readiness per section</h2>" + "".join(parts) + f'<div class="legend">{legend}</div>'
+        "<h2>Readiness per section</h2>"
+        + "".join(parts)
+        + f'<div class="legend">{legend}</div>'
         + manual_note
         + "</section>"
     )
@@ -263,7 +265,7 @@ def _item(result: ItemResult, readiness: Readiness, options: RenderOptions) -> s
     for path in result.unreadable:
         rows.append(
             '<tr><td class="kind unknown">not read</td>'
-            f'<td>{_link(path, None, options)}</td><td></td><td>the file could not be read'
+            f"<td>{_link(path, None, options)}</td><td></td><td>the file could not be read"
             "</td></tr>"
         )
     for rule_id, path, numbers in evidence_groups(result.evidence):
@@ -285,7 +287,7 @@ def _item(result: ItemResult, readiness: Readiness, options: RenderOptions) -> s
     table = f'<table class="proof">{cols}{"".join(rows)}</table>' if rows else ""
     return (
         f'<details class="item" data-item="{esc(item.id)}"'
-        f'{" open" if result.status is Status.UNMET else ""}>'
+        f"{' open' if result.status is Status.UNMET else ''}>"
         f"<summary><code>{esc(item.id)}</code> {esc(result.status.label)}: "
         f"{esc(result.reason)}{esc(partial)}</summary>{table}</details>"
     )
@@ -306,7 +308,7 @@ def _heading(section: Section, sr: SectionResult) -> str:
     if sr.item_ids:
         t = sr.tally
         score = (
-            f"{_bar(t)}<span class=\"sec-score\">{format_percent(t.percent)}"
+            f'{_bar(t)}<span class="sec-score">{format_percent(t.percent)}'
             f" &middot; {t.met}/{t.applicable} applicable met &middot; {t.unmet} unmet"
             f" &middot; {t.not_determinable} not determinable &middot; {t.manual} manual</span>"
         )
@@ -324,9 +326,7 @@ def _section(sr: SectionResult, readiness: Readiness, options: RenderOptions) ->
         out.append("<ul>" + "".join(f"<li>{_seed(n)}</li>" for n in section.notes) + "</ul>")
     if section.steps:
         steps = "".join(
-            f"<li>{_seed(s.text)}"
-            + (f"<pre>{esc(s.command)}</pre>" if s.command else "")
-            + "</li>"
+            f"<li>{_seed(s.text)}" + (f"<pre>{esc(s.command)}</pre>" if s.command else "") + "</li>"
             for s in section.steps
         )
         out.append(f"<ol>{steps}</ol>")
@@ -397,7 +397,7 @@ def render(readiness: Readiness, options: RenderOptions) -> str:
         f" &middot; section: {esc(readiness.section_filter)}" if readiness.section_filter else ""
     )
     body: list[str] = [
-        "<header><div class=\"inner\"><div>",
+        '<header><div class="inner"><div>',
         f"<h1>{esc(checklist.title)}</h1>",
         f'<div class="meta">Repository <strong>{esc(readiness.root_name)}</strong>{section_note}'
         f" &middot; checklist version {esc(checklist.version)} &middot; filled in by policyscan"

@@ -80,8 +80,9 @@ def _summary_table(readiness: Readiness) -> list[str]:
     return lines
 
 
-def _item(result: ItemResult, indent: str, readiness: Readiness, options: RenderOptions,
-          shown: set[str]) -> list[str]:
+def _item(
+    result: ItemResult, indent: str, readiness: Readiness, options: RenderOptions, shown: set[str]
+) -> list[str]:
     """Sub-bullets under a line: the item's status and why, then its proof."""
     item = result.item
     if result.status is Status.MANUAL:
@@ -124,8 +125,9 @@ def _code(command: str, indent: str) -> list[str]:
     return [f"{indent}```bash", *(f"{indent}{c}" for c in command.splitlines()), f"{indent}```"]
 
 
-def _section(sr: SectionResult, readiness: Readiness, options: RenderOptions,
-             shown: set[str]) -> list[str]:
+def _section(
+    sr: SectionResult, readiness: Readiness, options: RenderOptions, shown: set[str]
+) -> list[str]:
     section = sr.section
     level = "###" if section.part else "##"
     lines = [f"{level} {escape(section.title)}", ""]
@@ -212,8 +214,14 @@ def render(readiness: Readiness, options: RenderOptions) -> str:
             lines += [f"- {_seed(n)}" for n in checklist.notes]
             lines.append("")
         if readiness.sign_off:
-            lines += ["---", "", "## Sign-Off", "", "| Role | Name | Date | Signature |",
-                      "| --- | --- | --- | --- |"]
+            lines += [
+                "---",
+                "",
+                "## Sign-Off",
+                "",
+                "| Role | Name | Date | Signature |",
+                "| --- | --- | --- | --- |",
+            ]
             lines += [f"| **{escape(role)}** |  |  |  |" for role in readiness.sign_off]
             lines.append("")
     return "\n".join(lines)

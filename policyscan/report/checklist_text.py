@@ -58,8 +58,9 @@ def _mark(status: Status | None, paint: Paint) -> str:
     return paint(_COLOR[status], MARK[status])
 
 
-def _item_lines(result: ItemResult, indent: str, readiness: Readiness, shown: set[str],
-                paint: Paint) -> list[str]:
+def _item_lines(
+    result: ItemResult, indent: str, readiness: Readiness, shown: set[str], paint: Paint
+) -> list[str]:
     item = result.item
     head = f"{indent}{paint(_DIM, item.id)}  {paint(_COLOR[result.status], result.status.label)}"
     if result.status is not Status.MANUAL:
@@ -154,9 +155,7 @@ def render(readiness: Readiness, options: RenderOptions) -> str:
     errors = [p for p in result.problems if p.level == "error"]
     if errors:
         lines.append(paint(_BOLD, "Files or parts of files not read"))
-        lines.extend(
-            f"  {p.path}:{p.span.start_line}  {safe_text(p.message)}" for p in errors
-        )
+        lines.extend(f"  {p.path}:{p.span.start_line}  {safe_text(p.message)}" for p in errors)
         lines.append("")
     if readiness.section_filter is None and readiness.sign_off:
         lines.append(paint(_BOLD, "Sign-Off"))

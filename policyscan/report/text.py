@@ -26,8 +26,11 @@ def render(report: Report) -> str:
     shown = [f for f in report.result.findings if f.suppressed is None]
     for path, group in groupby(shown, key=lambda f: f.location.path):
         lines.append(paint(_BOLD, path))
-        for finding in group:
-            lines.extend(_finding(finding, path, paint))
+        findings = list(group)
+        # Columns line up within a file, so severities and rule ids read as a table.
+        width = max(len(_where(path, f)) for f in findings)
+        for finding in findings:
+            lines.extend(_finding(finding, path, paint, width))
         lines.append("")
     if report.result.problems and not report.quiet:
         lines.append(paint(_BOLD, "Problems (files or parts of files not scanned)"))
@@ -43,17 +46,23 @@ def render(report: Report) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _finding(finding: Finding, path: str, paint: object) -> list[str]:
+def _where(path: str, finding: Finding) -> str:
+    span = finding.location.span
+    return f"{path}:{span.start_line}:{span.start_col}"
+
+
+def _finding(finding: Finding, path: str, paint: object, width: int) -> list[str]:
     span = finding.location.span
     sev = finding.severity
     head = (
-        f"  {path}:{span.start_line}:{span.start_col}  "
+        f"  {_where(path, finding):<{width}}  "
         f"{paint(_COLORS[sev], f'{sev.value:<8}')} "  # type: ignore[operator]
         f"{paint(_BOLD, finding.rule_id)}  {finding.message}"  # type: ignore[operator]
     )
     out = [head]
     if finding.snippet:
-        out.append(paint(_DIM, f"      {span.start_line:>5} | {finding.snippet.strip()}"))  # type: ignore[operator]
+        snippet = f"      {span.start_line:>5} | {finding.snippet.strip()}"
+        out.append(paint(_DIM, snippet))  # type: ignore[operator]
     return out
 
 

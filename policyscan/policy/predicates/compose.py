@@ -32,12 +32,23 @@ _PRODUCTION_VIEWS = (Environment.PRODUCTION, Environment.UNKNOWN)
 # namespace dropped), so ``prodrigestivill/postgres-backup-local`` and
 # ``oliver006/redis_exporter`` are not mistaken for the datastores they serve.
 _FAMILIES: dict[str, str] = {
-    **dict.fromkeys(("postgres", "postgresql", "postgis", "pgvector", "timescaledb",
-                     "timescaledb-ha", "timescaledb-postgis"), "postgres"),
+    **dict.fromkeys(
+        (
+            "postgres",
+            "postgresql",
+            "postgis",
+            "pgvector",
+            "timescaledb",
+            "timescaledb-ha",
+            "timescaledb-postgis",
+        ),
+        "postgres",
+    ),
     **dict.fromkeys(("mysql", "mysql-server", "mariadb", "percona", "percona-server"), "mysql"),
     **dict.fromkeys(("redis", "redis-stack", "redis-stack-server", "valkey", "keydb"), "redis"),
-    **dict.fromkeys(("mongo", "mongodb", "mongodb-community-server",
-                     "mongodb-enterprise-server"), "mongo"),
+    **dict.fromkeys(
+        ("mongo", "mongodb", "mongodb-community-server", "mongodb-enterprise-server"), "mongo"
+    ),
     **dict.fromkeys(("elasticsearch", "opensearch"), "elasticsearch"),
     "memcached": "memcached",
     "rabbitmq": "rabbitmq",
@@ -60,10 +71,23 @@ DATABASES = DATASTORES - {"redis", "memcached", "rabbitmq", "elasticsearch"}
 # Ports that only a datastore listens on; a service publishing one of them is judged whatever
 # its image (a locally built ``db``, pgbouncer on 5432...).
 DATASTORE_PORTS: dict[int, str] = {
-    5432: "PostgreSQL", 6432: "PgBouncer", 3306: "MySQL", 33060: "MySQL X", 6379: "Redis",
-    27017: "MongoDB", 27018: "MongoDB", 9200: "Elasticsearch", 9300: "Elasticsearch transport",
-    11211: "Memcached", 5672: "RabbitMQ", 15672: "RabbitMQ management", 1433: "SQL Server",
-    9042: "Cassandra", 5984: "CouchDB", 7687: "Neo4j Bolt", 26257: "CockroachDB",
+    5432: "PostgreSQL",
+    6432: "PgBouncer",
+    3306: "MySQL",
+    33060: "MySQL X",
+    6379: "Redis",
+    27017: "MongoDB",
+    27018: "MongoDB",
+    9200: "Elasticsearch",
+    9300: "Elasticsearch transport",
+    11211: "Memcached",
+    5672: "RabbitMQ",
+    15672: "RabbitMQ management",
+    1433: "SQL Server",
+    9042: "Cassandra",
+    5984: "CouchDB",
+    7687: "Neo4j Bolt",
+    26257: "CockroachDB",
 }
 
 # Images whose own Dockerfile declares a HEALTHCHECK, so compose need not repeat it.
@@ -101,7 +125,7 @@ def parse_image(text: str) -> ImageRef:
     tag = None
     colon = ref.rfind(":")
     if colon > ref.rfind("/"):
-        ref, tag = ref[:colon], ref[colon + 1:]
+        ref, tag = ref[:colon], ref[colon + 1 :]
     parts = ref.lower().split("/")
     # A first component with a dot, a port or "localhost" is a registry host.
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
@@ -143,8 +167,14 @@ def _raw(value: Value) -> str:
 
 def _at(value: Value, span: Span | None = None, sensitive: bool = False) -> Value:
     """A blame Value on ``span`` (default: the value's own)."""
-    return Value(value.data if not isinstance(value.data, dict | list) else None, value.path,
-                 span or value.span, known=value.known, text=value.text, sensitive=sensitive)
+    return Value(
+        value.data if not isinstance(value.data, dict | list) else None,
+        value.path,
+        span or value.span,
+        known=value.known,
+        text=value.text,
+        sensitive=sensitive,
+    )
 
 
 def _key_line(value: Value) -> Value:
@@ -163,8 +193,9 @@ def _image(svc: Value) -> tuple[ImageRef | None, bool]:
     return parse_image(text), True
 
 
-def _service_family(svc: Value, project: Project | None = None,
-                    view: ComposeView | None = None) -> str | None:
+def _service_family(
+    svc: Value, project: Project | None = None, view: ComposeView | None = None
+) -> str | None:
     ref, _ = _image(svc)
     if ref is not None:
         return image_family(ref)
@@ -250,15 +281,20 @@ def full_command(svc: Value) -> Command | None:
         return entry
     shift = len(entry.text) + 1
     parts = entry.parts + [(s + shift, e + shift, v) for s, e, v in command.parts]
-    return Command(f"{entry.text} {command.text}", parts, entry.known and command.known,
-                   entry.literal and command.literal)
+    return Command(
+        f"{entry.text} {command.text}",
+        parts,
+        entry.known and command.known,
+        entry.literal and command.literal,
+    )
 
 
 # ----------------------------------------------------------------------------- environment
 
 
-def service_env(project: Project, view: ComposeView,
-                svc: Value) -> tuple[dict[str, str | None], bool]:
+def service_env(
+    project: Project, view: ComposeView, svc: Value
+) -> tuple[dict[str, str | None], bool]:
     """The service's environment (env_file files first, ``environment`` over them), and
     whether it is complete: an env_file outside the scan leaves it open."""
     from policyscan.parsers.env import EnvDocument
@@ -273,8 +309,11 @@ def service_env(project: Project, view: ComposeView,
         if path is None:
             complete = False
             continue
-        full = posixpath.normpath(posixpath.join(view.directory, path)) if view.directory else \
-            posixpath.normpath(path)
+        full = (
+            posixpath.normpath(posixpath.join(view.directory, path))
+            if view.directory
+            else posixpath.normpath(path)
+        )
         doc = project.documents.get(full)
         if not isinstance(doc, EnvDocument):
             required = entry.get("required") if isinstance(entry.data, dict) else None
@@ -300,8 +339,9 @@ class _Unknown:
 _UNKNOWN_BUILD = _Unknown()
 
 
-def build_stage(project: Project, view: ComposeView,
-                svc: Value) -> tuple[DockerfileDocument, list[Stage]] | _Unknown | None:
+def build_stage(
+    project: Project, view: ComposeView, svc: Value
+) -> tuple[DockerfileDocument, list[Stage]] | _Unknown | None:
     """The Dockerfile stage a ``build:`` produces and its chain of parent stages (the stage
     first, the one FROM an external image last). None when the service is not built here;
     _UNKNOWN_BUILD when it is but the Dockerfile is not in the scan."""
@@ -389,8 +429,12 @@ def _serves(view: ComposeView, name: str, svc: Value) -> bool:
     if svc.get("ports") is not None:
         return True
     health = svc.get("healthcheck")
-    if health is not None and isinstance(health.data, dict) and health.get("test") is not None \
-            and health.get("disable") is None:
+    if (
+        health is not None
+        and isinstance(health.data, dict)
+        and health.get("test") is not None
+        and health.get("disable") is None
+    ):
         return True
     ref, _ = _image(svc)
     if ref is not None and (image_family(ref) in DATASTORES or ref.last in _WEB_SERVERS):
@@ -411,8 +455,10 @@ def is_long_running(view: ComposeView, name: str, svc: Value) -> bool | None:
     do not see."""
     if svc.get("extends") is not None:
         return None
-    no_restart = _str(svc.get("restart")) in ("no", "false", "False") or \
-        _str(svc.lookup("deploy.restart_policy.condition")) == "none"
+    no_restart = (
+        _str(svc.get("restart")) in ("no", "false", "False")
+        or _str(svc.lookup("deploy.restart_policy.condition")) == "none"
+    )
     if no_restart:
         return _serves(view, name, svc)
     for other_name, other in view.services.items():
@@ -438,8 +484,9 @@ def is_long_running(view: ComposeView, name: str, svc: Value) -> bool | None:
     return True
 
 
-def long_running(value: Value, subject: Subject, project: Project,
-                 args: Mapping[str, Any]) -> Outcome:
+def long_running(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     found = _view_of(subject)
     if found is None:
         return UNKNOWN
@@ -518,8 +565,8 @@ def _split_short(text: str) -> list[str]:
     """``[HOST_IP:][PUBLISHED:]TARGET`` split on colons, IPv6 brackets and ``${...}`` kept."""
     if text.startswith("["):
         close = text.find("]")
-        if close > 0 and text[close + 1:close + 2] == ":":
-            return [text[: close + 1], *text[close + 2:].split(":")]
+        if close > 0 and text[close + 1 : close + 2] == ":":
+            return [text[: close + 1], *text[close + 2 :].split(":")]
     parts = _split_colons(text)
     if len(parts) > 3:  # an IPv6 address without brackets: ::1:6000:6000
         parts = [":".join(parts[:-2]), parts[-2], parts[-1]]
@@ -590,14 +637,19 @@ def ports_of(svc: Value) -> list[Port]:
 
 
 def _describe(port: Port) -> str:
-    return _raw(port.value) if not isinstance(port.value.data, dict) else (
-        f"target {port.target[0] if port.target else '?'}"
-        + (f", published {port.published[0]}" if port.published else "")
+    return (
+        _raw(port.value)
+        if not isinstance(port.value.data, dict)
+        else (
+            f"target {port.target[0] if port.target else '?'}"
+            + (f", published {port.published[0]}" if port.published else "")
+        )
     )
 
 
-def datastore_ports_private(value: Value, subject: Subject, project: Project,
-                            args: Mapping[str, Any]) -> Outcome:
+def datastore_ports_private(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """No datastore port is reachable from other hosts: a datastore image publishes nothing
     (or only on 127.0.0.1/::1 or a private address) and no service publishes a datastore port;
     ``network_mode: host`` on a datastore counts as publishing everything."""
@@ -609,8 +661,12 @@ def datastore_ports_private(value: Value, subject: Subject, project: Project,
     family = _service_family(svc, project, view)
     network_mode = svc.get("network_mode")
     if family in DATASTORES and network_mode is not None and _str(network_mode) == "host":
-        return Outcome(False, _at(network_mode), "network_mode",
-                       {"port": "every port (network_mode: host)", "what": family or "datastore"})
+        return Outcome(
+            False,
+            _at(network_mode),
+            "network_mode",
+            {"port": "every port (network_mode: host)", "what": family or "datastore"},
+        )
     unknown: Outcome | None = None
     for port in ports_of(svc):
         public = port.public
@@ -623,8 +679,9 @@ def datastore_ports_private(value: Value, subject: Subject, project: Project,
                 continue
             if public:
                 what = DATASTORE_PORTS.get(datastore_port or 0) or family or "datastore"
-                return Outcome(False, _at(port.value), "ports",
-                               {"port": _describe(port), "what": what})
+                return Outcome(
+                    False, _at(port.value), "ports", {"port": _describe(port), "what": what}
+                )
         elif not port.known:
             # ``${DB_PORT}:${DB_PORT}``: a datastore port could hide behind the variable, but
             # only a datastore image makes that likely enough to say "unknown" rather than pass.
@@ -632,8 +689,9 @@ def datastore_ports_private(value: Value, subject: Subject, project: Project,
     return unknown or TRUE
 
 
-def ssh_not_published(value: Value, subject: Subject, project: Project,
-                      args: Mapping[str, Any]) -> Outcome:
+def ssh_not_published(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """Port 22 (or an SSH server image's port) is not published to other hosts."""
     found = _view_of(subject)
     if found is None:
@@ -664,8 +722,9 @@ _WEB_PORTS = frozenset({80, 443})
 _PROTOCOL_PORTS = frozenset({25, 53, 110, 143, 465, 587, 993, 995, 1194, 3478, 5349, 51820})
 
 
-def only_web_ports_public(value: Value, subject: Subject, project: Project,
-                          args: Mapping[str, Any]) -> Outcome:
+def only_web_ports_public(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """Every port published to other hosts is 80 or 443. Datastore ports and 22 are left to
     their own rules (one finding per problem)."""
     found = _view_of(subject)
@@ -703,8 +762,9 @@ def only_web_ports_public(value: Value, subject: Subject, project: Project,
 # ----------------------------------------------------------------------------- healthcheck
 
 
-def healthcheck_enabled(value: Value, subject: Subject, project: Project,
-                        args: Mapping[str, Any]) -> Outcome:
+def healthcheck_enabled(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """The service has a healthcheck: its own, or the HEALTHCHECK of the Dockerfile it is built
     from, or one its image is known to ship; and it is not disabled."""
     found = _view_of(subject)
@@ -720,15 +780,23 @@ def healthcheck_enabled(value: Value, subject: Subject, project: Project,
             if text is None:
                 return Outcome(None, disable, "healthcheck.disable")
             if text.lower() in ("true", "yes", "1", "on"):
-                return Outcome(False, _at(disable), "healthcheck.disable",
-                               {"reason": "its healthcheck is disabled (disable: true)"})
+                return Outcome(
+                    False,
+                    _at(disable),
+                    "healthcheck.disable",
+                    {"reason": "its healthcheck is disabled (disable: true)"},
+                )
         test = health.get("test")
         if test is not None:
             words = test.data if isinstance(test.data, list) else [test]
             first = _str(words[0]) if words else None
             if first is not None and first.upper() == "NONE":
-                return Outcome(False, _at(test), "healthcheck.test",
-                               {"reason": 'its healthcheck is disabled (test: ["NONE"])'})
+                return Outcome(
+                    False,
+                    _at(test),
+                    "healthcheck.test",
+                    {"reason": 'its healthcheck is disabled (test: ["NONE"])'},
+                )
             return TRUE
     built = build_stage(project, view, svc)
     if isinstance(built, tuple):
@@ -737,10 +805,16 @@ def healthcheck_enabled(value: Value, subject: Subject, project: Project,
         if last is not None:
             _, instruction = last
             if instruction.args and str(instruction.args[0]).upper() == "NONE":
-                return Outcome(False, None, "", {
-                    "reason": f"its Dockerfile disables the healthcheck (HEALTHCHECK NONE, "
-                              f"{doc.artifact.path}:{instruction.span.start_line})"},
-                    (Related(Location(doc.artifact.path, instruction.span), "HEALTHCHECK NONE"),))
+                return Outcome(
+                    False,
+                    None,
+                    "",
+                    {
+                        "reason": f"its Dockerfile disables the healthcheck (HEALTHCHECK NONE, "
+                        f"{doc.artifact.path}:{instruction.span.start_line})"
+                    },
+                    (Related(Location(doc.artifact.path, instruction.span), "HEALTHCHECK NONE"),),
+                )
             return Outcome(True, details={"evidence": f"HEALTHCHECK in {doc.artifact.path}"})
     elif built is _UNKNOWN_BUILD:
         return UNKNOWN
@@ -758,8 +832,9 @@ def healthcheck_enabled(value: Value, subject: Subject, project: Project,
 # ----------------------------------------------------------------------------- depends_on
 
 
-def depends_on_healthy(value: Value, subject: Subject, project: Project,
-                       args: Mapping[str, Any]) -> Outcome:
+def depends_on_healthy(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """Every database this service depends on is awaited with ``condition: service_healthy``
     (the short list form waits only for the container to start)."""
     found = _view_of(subject)
@@ -791,10 +866,20 @@ def depends_on_healthy(value: Value, subject: Subject, project: Project,
         if family not in DATABASES:
             continue
         written = "the short list form" if condition is None else f"condition: {condition}"
-        return Outcome(False, _at(blame), "depends_on",
-                       {"dependency": dep, "what": family or "database", "written": written},
-                       (Related(target.location if target.key_span is None
-                                else Location(target.path, target.key_span), f"{dep} service"),))
+        return Outcome(
+            False,
+            _at(blame),
+            "depends_on",
+            {"dependency": dep, "what": family or "database", "written": written},
+            (
+                Related(
+                    target.location
+                    if target.key_span is None
+                    else Location(target.path, target.key_span),
+                    f"{dep} service",
+                ),
+            ),
+        )
     return TRUE
 
 
@@ -803,8 +888,9 @@ def depends_on_healthy(value: Value, subject: Subject, project: Project,
 _SWARM_KEYS = ("placement", "update_config", "rollback_config", "mode")
 
 
-def restart_policy_set(value: Value, subject: Subject, project: Project,
-                       args: Mapping[str, Any]) -> Outcome:
+def restart_policy_set(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """``restart`` or ``deploy.restart_policy`` is set. In a swarm stack file (deploy
     placement/update_config/mode) swarm restarts services by default."""
     found = _view_of(subject)
@@ -818,14 +904,21 @@ def restart_policy_set(value: Value, subject: Subject, project: Project,
     if restart is not None and _str(restart) in ("no", "false", "False"):
         return Outcome(False, _at(restart), "restart", {"found": 'restart: "no"'})
     if restart is None and condition is not None and _str(condition) == "none":
-        return Outcome(False, _at(condition), "deploy.restart_policy.condition",
-                       {"found": "deploy.restart_policy.condition: none"})
+        return Outcome(
+            False,
+            _at(condition),
+            "deploy.restart_policy.condition",
+            {"found": "deploy.restart_policy.condition: none"},
+        )
     if restart is not None or svc.lookup("deploy.restart_policy") is not None:
         return TRUE
     for other in view.services.values():
         deploy = other.get("deploy")
-        if deploy is not None and isinstance(deploy.data, dict) and any(
-                k in deploy.data for k in _SWARM_KEYS):
+        if (
+            deploy is not None
+            and isinstance(deploy.data, dict)
+            and any(k in deploy.data for k in _SWARM_KEYS)
+        ):
             return TRUE
     return Outcome(False, None, "", {"found": "no restart policy"})
 
@@ -833,8 +926,9 @@ def restart_policy_set(value: Value, subject: Subject, project: Project,
 # ----------------------------------------------------------------------------- logging
 
 
-def log_rotation(value: Value, subject: Subject, project: Project,
-                 args: Mapping[str, Any]) -> Outcome:
+def log_rotation(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """Logs are bounded: the json-file driver (Docker's default) with ``max-size``, or the
     ``local`` driver (which rotates by default), or a driver that ships logs off the host."""
     found = _view_of(subject)
@@ -844,9 +938,15 @@ def log_rotation(value: Value, subject: Subject, project: Project,
     svc = view.services[name]
     logging = svc.get("logging")
     if logging is None:
-        return Outcome(False, None, "", {
-            "reason": "no logging options, so Docker's default json-file driver keeps every "
-                      "log line on the host's disk"})
+        return Outcome(
+            False,
+            None,
+            "",
+            {
+                "reason": "no logging options, so Docker's default json-file driver keeps every "
+                "log line on the host's disk"
+            },
+        )
     if not isinstance(logging.data, dict):
         return UNKNOWN
     driver_value = logging.get("driver")
@@ -862,9 +962,15 @@ def log_rotation(value: Value, subject: Subject, project: Project,
             return UNKNOWN
         if text.strip() not in ("", "-1"):
             return TRUE
-    return Outcome(False, _key_line(logging), "logging", {
-        "reason": "json-file logging without options.max-size, so every log line stays on "
-                  "the host's disk"})
+    return Outcome(
+        False,
+        _key_line(logging),
+        "logging",
+        {
+            "reason": "json-file logging without options.max-size, so every log line stays on "
+            "the host's disk"
+        },
+    )
 
 
 # ----------------------------------------------------------------------------- resources
@@ -880,8 +986,9 @@ def memory_bytes(text: str) -> float | None:
     return float(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
-def backend_resources(value: Value, subject: Subject, project: Project,
-                      args: Mapping[str, Any]) -> Outcome:
+def backend_resources(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """A backend service that is limited is limited to at least ``args.cpus`` CPUs and
     ``args.memory`` of memory (the seed: 4 vCPUs, 8 GB). Unlimited is another rule's."""
     found = _view_of(subject)
@@ -920,15 +1027,15 @@ def backend_resources(value: Value, subject: Subject, project: Project,
             blame = blame or mem_v
     if not problems or blame is None:
         return TRUE
-    return Outcome(False, _at(blame), "deploy.resources.limits",
-                   {"limits": " and ".join(problems)})
+    return Outcome(False, _at(blame), "deploy.resources.limits", {"limits": " and ".join(problems)})
 
 
 # ----------------------------------------------------------------------------- user
 
 
-def not_root_user(value: Value, subject: Subject, project: Project,
-                  args: Mapping[str, Any]) -> Outcome:
+def not_root_user(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """The service does not say ``user: root`` (or uid 0). Without ``user:`` the image decides,
     and the image's Dockerfile is judged on its own: no finding here."""
     user = value.get("user")
@@ -946,8 +1053,9 @@ def not_root_user(value: Value, subject: Subject, project: Project,
 # ----------------------------------------------------------------------------- images
 
 
-def image_pinned(value: Value, subject: Subject, project: Project,
-                 args: Mapping[str, Any]) -> Outcome:
+def image_pinned(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """The image names a version tag or a digest. A service that is built here names its own
     build output: only an explicit ``:latest`` is judged there."""
     found = _view_of(subject)
@@ -978,8 +1086,12 @@ def image_pinned(value: Value, subject: Subject, project: Project,
 def _from_default(view: ComposeView, value: Value) -> bool:
     """The interpolated value used a ``${VAR:-default}`` for a variable the .env does not set."""
     for name, has_default, ref in view.references:
-        if ref.span == value.span and ref.path == value.path and has_default \
-                and name not in view.dotenv:
+        if (
+            ref.span == value.span
+            and ref.path == value.path
+            and has_default
+            and name not in view.dotenv
+        ):
             return True
     return False
 
@@ -987,27 +1099,40 @@ def _from_default(view: ComposeView, value: Value) -> bool:
 # ----------------------------------------------------------------------------- commands
 
 _DEV_SERVERS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), label) for pattern, label in (
-        (r"\b(?:uvicorn|hypercorn|gunicorn)\b[^;&|]*\s--reload\b",
-         "an auto-reloading server (--reload)"),
+    (re.compile(pattern, re.IGNORECASE), label)
+    for pattern, label in (
+        (
+            r"\b(?:uvicorn|hypercorn|gunicorn)\b[^;&|]*\s--reload\b",
+            "an auto-reloading server (--reload)",
+        ),
         (r"\bfastapi\s+dev\b", "fastapi dev (the development server)"),
-        (r"\bflask\b(?:\s+--?[\w-]+(?:[= ][\w.:/][\w.:/-]*)?)*\s+run\b",
-         "flask run (the development server)"),
-        (r"\bmanage\.py\s+runserver(?:_plus)?\b|\bdjango-admin\s+runserver\b",
-         "manage.py runserver (Django's development server)"),
-        (r"\b(?:npm|pnpm|bun)\s+run\s+dev\b|\b(?:yarn|pnpm|bun)\s+dev\b",
-         "npm run dev (a development server)"),
-        (r"\bnodemon\b|\bts-node-dev\b|\bnext\s+dev\b|\bnuxt\s+dev\b|\bng\s+serve\b|"
-         r"\bwebpack-dev-server\b|\bwebpack\s+serve\b|\bphp\s+artisan\s+serve\b|\bwatchmedo\b",
-         "a development server with file watching"),
+        (
+            r"\bflask\b(?:\s+--?[\w-]+(?:[= ][\w.:/][\w.:/-]*)?)*\s+run\b",
+            "flask run (the development server)",
+        ),
+        (
+            r"\bmanage\.py\s+runserver(?:_plus)?\b|\bdjango-admin\s+runserver\b",
+            "manage.py runserver (Django's development server)",
+        ),
+        (
+            r"\b(?:npm|pnpm|bun)\s+run\s+dev\b|\b(?:yarn|pnpm|bun)\s+dev\b",
+            "npm run dev (a development server)",
+        ),
+        (
+            r"\bnodemon\b|\bts-node-dev\b|\bnext\s+dev\b|\bnuxt\s+dev\b|\bng\s+serve\b|"
+            r"\bwebpack-dev-server\b|\bwebpack\s+serve\b|\bphp\s+artisan\s+serve\b|\bwatchmedo\b",
+            "a development server with file watching",
+        ),
     )
 )
-_DEBUG_FLAG = re.compile(r"(?:^|\s)--debug(?:=(?:true|1|yes|on))?(?=\s|$)|(?:^|\s)--debugger\b",
-                         re.IGNORECASE)
+_DEBUG_FLAG = re.compile(
+    r"(?:^|\s)--debug(?:=(?:true|1|yes|on))?(?=\s|$)|(?:^|\s)--debugger\b", re.IGNORECASE
+)
 
 
-def no_dev_server(value: Value, subject: Subject, project: Project,
-                  args: Mapping[str, Any]) -> Outcome:
+def no_dev_server(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """The service's command/entrypoint does not start a development server."""
     cmd = full_command(value)
     if cmd is None:
@@ -1020,8 +1145,9 @@ def no_dev_server(value: Value, subject: Subject, project: Project,
     return TRUE
 
 
-def no_debug_flag(value: Value, subject: Subject, project: Project,
-                  args: Mapping[str, Any]) -> Outcome:
+def no_debug_flag(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """The service's command/entrypoint does not pass ``--debug``."""
     cmd = full_command(value)
     if cmd is None:
@@ -1030,20 +1156,24 @@ def no_debug_flag(value: Value, subject: Subject, project: Project,
     if match is None:
         return TRUE
     blame = cmd.blame(match.end() - 1)
-    return Outcome(False, _at(blame) if blame else None, "command",
-                   {"flag": match.group(0).strip()})
+    return Outcome(
+        False, _at(blame) if blame else None, "command", {"flag": match.group(0).strip()}
+    )
 
 
 _UVICORN = re.compile(r"(?:^|[\s/\"'])uvicorn\s", re.IGNORECASE)
 _FASTAPI_RUN = re.compile(r"\bfastapi\s+run\b", re.IGNORECASE)
-_GUNICORN_UVICORN = re.compile(r"\bgunicorn\b.*\bUvicorn\w*Worker\b", re.IGNORECASE)
+# Bounded gaps keep every pattern linear under re.search (tests/test_regex_linear.py).
+_GUNICORN_UVICORN = re.compile(r"\bgunicorn\b.{0,1000}?\bUvicorn\w{0,40}Worker\b", re.IGNORECASE)
 _WORKERS_FLAG = re.compile(r"(?:^|\s)--workers(?:[=\s]|$)")
 _GUNICORN_WORKERS = re.compile(
-    r"(?:^|\s)(?:-w|--workers)(?:[=\s]|\d|$)|(?:^|\s)(?:-c|--config)[=\s]")
+    r"(?:^|\s)(?:-w|--workers)(?:[=\s]|\d|$)|(?:^|\s)(?:-c|--config)[=\s]"
+)
 
 
-def uvicorn_workers(value: Value, subject: Subject, project: Project,
-                    args: Mapping[str, Any]) -> Outcome:
+def uvicorn_workers(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """uvicorn (or ``fastapi run``, or gunicorn with uvicorn workers) started from the compose
     command runs several worker processes: --workers / -w, or WEB_CONCURRENCY in the service's
     environment (both read it as their default)."""
@@ -1067,7 +1197,7 @@ def uvicorn_workers(value: Value, subject: Subject, project: Project,
             return UNKNOWN
     elif "fastapi" in match.group(0).lower():
         program = "fastapi run"
-    rest = cmd.text[match.start():]
+    rest = cmd.text[match.start() :]
     if flags.search(rest):
         return TRUE
     env, complete = service_env(project, view, svc)
@@ -1078,8 +1208,9 @@ def uvicorn_workers(value: Value, subject: Subject, project: Project,
         return UNKNOWN
     reload = " and with --reload (a single reloading process)" if "--reload" in rest else ""
     blame = cmd.blame(match.start() + (1 if cmd.text[match.start()] in " /\"'" else 0))
-    return Outcome(False, _at(blame) if blame else None, "command",
-                   {"program": program, "reload": reload})
+    return Outcome(
+        False, _at(blame) if blame else None, "command", {"program": program, "reload": reload}
+    )
 
 
 # ----------------------------------------------------------------------------- redis
@@ -1139,7 +1270,7 @@ def redis_config(project: Project, view: ComposeView, svc: Value) -> RedisConfig
         for index, word in enumerate(argv):
             base = posixpath.basename(word)
             if base in _REDIS_BINARIES or (bitnami and base == "run.sh"):
-                words = argv[index + 1:]
+                words = argv[index + 1 :]
                 break
         else:
             # The official entrypoint prepends redis-server to arguments that start with "-"
@@ -1226,8 +1357,11 @@ def redis_state(config: RedisConfig, svc: Value) -> RedisState:
     appendonly = config.option("appendonly")
     if config.bitnami and "appendonly" not in config.options:
         flag = config.env.get("REDIS_AOF_ENABLED")
-        aof: bool | None = True if flag is None else (None if "$" in flag else
-                                                       flag.lower() in ("yes", "true", "1"))
+        aof: bool | None = (
+            True
+            if flag is None
+            else (None if "$" in flag else flag.lower() in ("yes", "true", "1"))
+        )
     elif isinstance(appendonly, _Unknown):
         aof = None
     else:
@@ -1243,8 +1377,12 @@ def redis_state(config: RedisConfig, svc: Value) -> RedisState:
     else:
         rdb = not all(v.strip() in ("", '""', "''") for v in save) if save else False
     volume = has_volume_for(svc, config.data_dir)
-    if volume is False and config.config_file and "dir" not in config.options and any(
-            _volume_target(item)[2] for item in _list(svc.get("volumes"))):
+    if (
+        volume is False
+        and config.config_file
+        and "dir" not in config.options
+        and any(_volume_target(item)[2] for item in _list(svc.get("volumes")))
+    ):
         volume = None  # the unread configuration file may point ``dir`` at another volume
     return RedisState(aof, rdb, volume)
 
@@ -1253,8 +1391,9 @@ def _list(value: Value | None) -> list[Value]:
     return value.data if value is not None and isinstance(value.data, list) else []
 
 
-def _redis_subject(subject: Subject,
-                   project: Project) -> tuple[ComposeView, Value, RedisConfig] | None:
+def _redis_subject(
+    subject: Subject, project: Project
+) -> tuple[ComposeView, Value, RedisConfig] | None:
     found = _view_of(subject)
     if found is None:
         return None
@@ -1282,19 +1421,29 @@ def redis_aof(value: Value, subject: Subject, project: Project, args: Mapping[st
     if state.aof:
         if state.volume is None:
             return UNKNOWN
-        return Outcome(False, None, "", {
-            "reason": f"appendonly is on but {config.data_dir} is not on a named or bind-mounted "
-                      "volume, so the AOF file goes with the container"})
+        return Outcome(
+            False,
+            None,
+            "",
+            {
+                "reason": f"appendonly is on but {config.data_dir} is not on a named or "
+                "bind-mounted volume, so the AOF file goes with the container"
+            },
+        )
     appendonly = config.options.get("appendonly")
-    reason = "--appendonly is not set (Redis defaults to no)" if appendonly is None \
+    reason = (
+        "--appendonly is not set (Redis defaults to no)"
+        if appendonly is None
         else "--appendonly is no"
+    )
     if state.rdb is False:
         reason += ', and --save "" turns RDB snapshots off too: nothing survives a restart'
     return Outcome(False, None, "", {"reason": reason})
 
 
-def redis_maxmemory(value: Value, subject: Subject, project: Project,
-                    args: Mapping[str, Any]) -> Outcome:
+def redis_maxmemory(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """Redis is started with a memory ceiling (--maxmemory), so its eviction policy applies."""
     found = _redis_subject(subject, project)
     if found is None:
@@ -1314,16 +1463,20 @@ def redis_maxmemory(value: Value, subject: Subject, project: Project,
     else:
         found_text = "no --maxmemory"
     has_policy = isinstance(policy, list) and bool(policy)
-    extra = " (--maxmemory-policy alone never applies without it)" if has_policy else \
-        " and no --maxmemory-policy"
+    extra = (
+        " (--maxmemory-policy alone never applies without it)"
+        if has_policy
+        else " and no --maxmemory-policy"
+    )
     return Outcome(False, None, "", {"found": found_text + extra})
 
 
 _REDIS_PASSWORD_OPTIONS = ("requirepass", "aclfile", "user")
 
 
-def redis_password(value: Value, subject: Subject, project: Project,
-                   args: Mapping[str, Any]) -> Outcome:
+def redis_password(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """Redis requires a password: --requirepass, an ACL file or ACL users on the command line,
     or REDIS_PASSWORD(_FILE) for the bitnami image. A literal --requirepass is judged for
     strength; one interpolated from .env is judged where it is written."""
@@ -1342,8 +1495,15 @@ def redis_password(value: Value, subject: Subject, project: Project,
             return UNKNOWN
         if allow not in ("yes", "true", "1"):
             return TRUE  # the bitnami image refuses to start without a password
-        return Outcome(False, None, "", {"reason": "accepts clients without a password "
-                                                   "(ALLOW_EMPTY_PASSWORD=yes, no REDIS_PASSWORD)"})
+        return Outcome(
+            False,
+            None,
+            "",
+            {
+                "reason": "accepts clients without a password "
+                "(ALLOW_EMPTY_PASSWORD=yes, no REDIS_PASSWORD)"
+            },
+        )
     for option in _REDIS_PASSWORD_OPTIONS:
         values = config.option(option)
         if isinstance(values, _Unknown):
@@ -1356,8 +1516,12 @@ def redis_password(value: Value, subject: Subject, project: Project,
         if "$" in secret:
             return TRUE  # interpolated at run time; judged where it is defined
         if secret.strip() in ("", '""', "''"):
-            return Outcome(False, None, "", {"reason": "accepts clients without a password "
-                                                       "(--requirepass is empty)"})
+            return Outcome(
+                False,
+                None,
+                "",
+                {"reason": "accepts clients without a password (--requirepass is empty)"},
+            )
         if not config.literal or is_reference(secret):
             return TRUE
         weakness = assess(secret, SecretClass.REDIS_PASSWORD)
@@ -1365,16 +1529,24 @@ def redis_password(value: Value, subject: Subject, project: Project,
             return TRUE
         cmd = svc.get("command") or svc.get("entrypoint")
         blame = _at(cmd, sensitive=True) if cmd is not None else None
-        return Outcome(False, blame, "command",
-                       {"reason": f"has a weak literal --requirepass ({weakness.reason})"})
-    return Outcome(False, None, "", {"reason": "accepts clients without a password "
-                                               "(no --requirepass, ACL file or ACL user)"})
+        return Outcome(
+            False,
+            blame,
+            "command",
+            {"reason": f"has a weak literal --requirepass ({weakness.reason})"},
+        )
+    return Outcome(
+        False,
+        None,
+        "",
+        {"reason": "accepts clients without a password (no --requirepass, ACL file or ACL user)"},
+    )
 
 
 # ----------------------------------------------------------------------------- postgres, mysql
 
-def _database_command(project: Project, view: ComposeView,
-                      svc: Value) -> tuple[str, bool] | None:
+
+def _database_command(project: Project, view: ComposeView, svc: Value) -> tuple[str, bool] | None:
     """The server command line (or image default) and whether configuration files we cannot
     read are in play. None when the startup cannot be read."""
     _, known = _image(svc)
@@ -1391,11 +1563,13 @@ def _database_command(project: Project, view: ComposeView,
             if target is None:
                 conf_mounted = True
                 continue
-            if target.endswith((".conf", ".cnf")) or target.startswith(("/etc/postgresql",
-                                                                      "/etc/mysql")):
+            if target.endswith((".conf", ".cnf")) or target.startswith(
+                ("/etc/postgresql", "/etc/mysql")
+            ):
                 conf_mounted = True
     if re.search(r"config[_-]file\s*=|--defaults(?:-extra)?-file", text) or re.search(
-            r"\.(?:conf|cnf)\b", text):
+        r"\.(?:conf|cnf)\b", text
+    ):
         conf_mounted = True
     server = re.search(r"(?:^|[\s/])(?:postgres|mysqld|mariadbd|mongod)(?:\s|$)", text)
     if cmd is not None and not server and not text.lstrip().startswith("-"):
@@ -1434,8 +1608,9 @@ def _env_mentions(project: Project, needle: re.Pattern[str]) -> Related | None:
 _CLIENT_TIMEOUT = re.compile(r"statement[_-]?timeout|query[_-]?timeout", re.IGNORECASE)
 
 
-def postgres_setting(value: Value, subject: Subject, project: Project,
-                     args: Mapping[str, Any]) -> Outcome:
+def postgres_setting(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """The postgres server is started with ``args.setting`` (``-c name=value``) at a value that
     enables it (not ``args.disabled``). A mounted postgresql.conf or ``config_file`` is unknown.
     With ``args.client_ok``, a client-side setting anywhere in the env counts too."""
@@ -1447,8 +1622,9 @@ def postgres_setting(value: Value, subject: Subject, project: Project,
     if _service_family(svc) != "postgres":
         return UNKNOWN
     ref, _ = _image(svc)
-    if ref is not None and (ref.vendor == "bitnami" or ref.last.endswith("-ha")
-                            or ref.vendor == "supabase"):
+    if ref is not None and (
+        ref.vendor == "bitnami" or ref.last.endswith("-ha") or ref.vendor == "supabase"
+    ):
         return UNKNOWN  # configured by its own scripts and files, not by the command line
     setting = str(args["setting"])
     read = _database_command(project, view, svc)
@@ -1465,15 +1641,17 @@ def postgres_setting(value: Value, subject: Subject, project: Project,
     if args.get("client_ok"):
         related = _env_mentions(project, _CLIENT_TIMEOUT)
         if related is not None:
-            return Outcome(True, details={"evidence": "client-side statement timeout"},
-                           related=(related,))
+            return Outcome(
+                True, details={"evidence": "client-side statement timeout"}, related=(related,)
+            )
     if conf_mounted:
         return UNKNOWN
     return Outcome(False, None, "", {"found": f"no -c {setting}"})
 
 
-def mysql_slow_log(value: Value, subject: Subject, project: Project,
-                   args: Mapping[str, Any]) -> Outcome:
+def mysql_slow_log(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """The MySQL/MariaDB server is started with the slow query log on."""
     found = _view_of(subject)
     if found is None:
@@ -1494,8 +1672,12 @@ def mysql_slow_log(value: Value, subject: Subject, project: Project,
     if read is None:
         return UNKNOWN
     text, conf_mounted = read
-    match = re.search(r"--(?:slow[_-]query[_-]log|log[_-]slow[_-]query|log[_-]slow[_-]queries)"
-                      r"(?:\s*=\s*['\"]?(\w*))?", text, re.IGNORECASE)
+    match = re.search(
+        r"--(?:slow[_-]query[_-]log|log[_-]slow[_-]query|log[_-]slow[_-]queries)"
+        r"(?:\s*=\s*['\"]?(\w*))?",
+        text,
+        re.IGNORECASE,
+    )
     if match is not None:
         flag = (match.group(1) or "1").lower()
         if flag in ("0", "off", "false", "no"):
@@ -1506,8 +1688,9 @@ def mysql_slow_log(value: Value, subject: Subject, project: Project,
     return Outcome(False, None, "", {"found": "no --slow_query_log"})
 
 
-def database_slow_log(value: Value, subject: Subject, project: Project,
-                      args: Mapping[str, Any]) -> Outcome:
+def database_slow_log(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """postgres: log_min_duration_statement set (not -1); MySQL/MariaDB: slow_query_log on."""
     found = _view_of(subject)
     if found is None:
@@ -1515,18 +1698,29 @@ def database_slow_log(value: Value, subject: Subject, project: Project,
     view, name = found
     family = _service_family(view.services[name])
     if family == "postgres":
-        out = postgres_setting(value, subject, project,
-                               {"setting": "log_min_duration_statement", "disabled": ["-1"]})
+        out = postgres_setting(
+            value, subject, project, {"setting": "log_min_duration_statement", "disabled": ["-1"]}
+        )
         if out.result is False:
-            return Outcome(False, None, "", {"found": out.details["found"],
-                                             "expected": "-c log_min_duration_statement=<ms>"})
+            return Outcome(
+                False,
+                None,
+                "",
+                {"found": out.details["found"], "expected": "-c log_min_duration_statement=<ms>"},
+            )
         return out
     if family == "mysql":
         out = mysql_slow_log(value, subject, project, args)
         if out.result is False:
-            return Outcome(False, None, "",
-                           {"found": out.details["found"],
-                            "expected": "--slow_query_log=1 --long_query_time=<s>"})
+            return Outcome(
+                False,
+                None,
+                "",
+                {
+                    "found": out.details["found"],
+                    "expected": "--slow_query_log=1 --long_query_time=<s>",
+                },
+            )
         return out
     return UNKNOWN
 
@@ -1534,8 +1728,9 @@ def database_slow_log(value: Value, subject: Subject, project: Project,
 # ----------------------------------------------------------------------------- cross-file
 
 
-def backup_anywhere(value: Value, subject: Subject, project: Project,
-                    args: Mapping[str, Any]) -> Outcome:
+def backup_anywhere(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """core's ``backup_in_project``, asked once per project: its answer does not depend on the
     database asking, and a monorepo has hundreds of them (it scans every service each time)."""
     from policyscan.policy.predicates.core import backup_in_project
@@ -1562,16 +1757,23 @@ def _elasticache(project: Project) -> Iterable[tuple[Any, Value, bool | None]]:
     """ElastiCache/MemoryDB Redis resources and whether they keep snapshots."""
     for module, block in project.terraform_blocks("resource"):
         rtype = block.labels[0] if block.labels else ""
-        if rtype not in ("aws_elasticache_replication_group", "aws_elasticache_cluster",
-                         "aws_elasticache_serverless_cache", "aws_memorydb_cluster"):
+        if rtype not in (
+            "aws_elasticache_replication_group",
+            "aws_elasticache_cluster",
+            "aws_elasticache_serverless_cache",
+            "aws_memorydb_cluster",
+        ):
             continue
         body = module.resolve_tree(block.body)
         engine = body.get("engine")
         engine_text = _str(engine) if engine is not None else "redis"
         if engine_text is not None and engine_text.lower() == "memcached":
             continue
-        header = Value(None, block.path, Span(block.span.start_line, block.span.start_col,
-                                              block.span.start_line, 0))
+        header = Value(
+            None,
+            block.path,
+            Span(block.span.start_line, block.span.start_col, block.span.start_line, 0),
+        )
         if rtype == "aws_memorydb_cluster":
             yield block, header, True  # MemoryDB keeps a durable transaction log
             continue
@@ -1586,8 +1788,9 @@ def _elasticache(project: Project) -> Iterable[tuple[Any, Value, bool | None]]:
             yield block, header, None
 
 
-def redis_persistence_anywhere(value: Value, subject: Subject, project: Project,
-                               args: Mapping[str, Any]) -> Outcome:
+def redis_persistence_anywhere(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """Where the project runs Redis in compose, some Redis keeps its data: a compose Redis with
     AOF or RDB snapshots on a volume, or an ElastiCache group keeping snapshots (or MemoryDB)."""
     compose_redis: list[tuple[str, Value, RedisState | None]] = []
@@ -1619,12 +1822,19 @@ def redis_persistence_anywhere(value: Value, subject: Subject, project: Project,
         reason = "has no named or bind-mounted volume for its data directory"
     else:
         reason = 'runs with --save "" and without appendonly, so it keeps nothing on disk'
-    related = [Related(_service_location(s), f"redis service {n} does not persist either")
-               for n, s, _ in compose_redis[1:4]] + cache_related[:3]
+    related = [
+        Related(_service_location(s), f"redis service {n} does not persist either")
+        for n, s, _ in compose_redis[1:4]
+    ] + cache_related[:3]
     blame = Value(name, svc.path, svc.key_span or svc.span)
     where = " (the ElastiCache resources keep no snapshots)" if cache_related else ""
-    return Outcome(False, blame, "services", {"service": name, "reason": reason, "where": where},
-                   tuple(related))
+    return Outcome(
+        False,
+        blame,
+        "services",
+        {"service": name, "reason": reason, "where": where},
+        tuple(related),
+    )
 
 
 _HTTP_PORTS = frozenset({80, 8000, 8080})
@@ -1633,8 +1843,9 @@ _TLS_IMAGES = re.compile(
     r"nginx-proxy-manager|certbot|haproxy)$"
 )
 _TLS_PORTS = (443, 8443)
-_TRAEFIK_TLS = re.compile(r"certresolver|entrypoints\.[\w-]+\.address=:443\b|\.tls=true",
-                          re.IGNORECASE)
+_TRAEFIK_TLS = re.compile(
+    r"certresolver|entrypoints\.[\w-]+\.address=:443\b|\.tls=true", re.IGNORECASE
+)
 
 
 def _compose_tls(project: Project) -> tuple[Related | None, bool]:
@@ -1646,8 +1857,12 @@ def _compose_tls(project: Project) -> tuple[Related | None, bool]:
             ref, known = _image(svc)
             unknown |= not known
             cmd = full_command(svc)
-            tunnel = ref is not None and ref.last == "cloudflared" and cmd is not None \
-                and "tunnel" in cmd.text  # a Cloudflare tunnel; cloudflared also proxies DoH
+            tunnel = (
+                ref is not None
+                and ref.last == "cloudflared"
+                and cmd is not None
+                and "tunnel" in cmd.text
+            )  # a Cloudflare tunnel; cloudflared also proxies DoH
             if ref is not None and (_TLS_IMAGES.search(ref.repository) or tunnel):
                 return Related(_service_location(svc), f"{name} terminates TLS"), unknown
             labels = svc.get("labels")
@@ -1659,16 +1874,20 @@ def _compose_tls(project: Project) -> tuple[Related | None, bool]:
                 return Related(_service_location(svc), f"{name} terminates TLS"), unknown
             for port in ports_of(svc):
                 https_var = not port.published_known and "https" in _raw(port.value).lower()
-                if https_var or any(port.publishes(p) or (port.published is None
-                                                          and port.targets(p))
-                                    for p in _TLS_PORTS):
-                    return Related(Location(port.value.path, port.value.span),
-                                   f"{_describe(port)} published for HTTPS"), unknown
+                if https_var or any(
+                    port.publishes(p) or (port.published is None and port.targets(p))
+                    for p in _TLS_PORTS
+                ):
+                    return Related(
+                        Location(port.value.path, port.value.span),
+                        f"{_describe(port)} published for HTTPS",
+                    ), unknown
     return None, unknown
 
 
-def tls_termination_anywhere(value: Value, subject: Subject, project: Project,
-                             args: Mapping[str, Any]) -> Outcome:
+def tls_termination_anywhere(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """When a production compose file publishes plain HTTP (80/8000/8080) to other hosts,
     something in the project terminates TLS: an nginx server listening with ssl, an HTTPS/TLS
     load balancer listener, a CloudFront distribution, or a TLS proxy in compose (443
@@ -1682,7 +1901,8 @@ def tls_termination_anywhere(value: Value, subject: Subject, project: Project,
                 if port.public is not True or port.protocol != "tcp":
                     continue
                 if any(port.publishes(p) for p in _HTTP_PORTS) or (
-                        port.published is None and any(port.targets(p) for p in _HTTP_PORTS)):
+                    port.published is None and any(port.targets(p) for p in _HTTP_PORTS)
+                ):
                     http.append((name, port))
     if not http:
         return TRUE
@@ -1707,18 +1927,25 @@ def tls_termination_anywhere(value: Value, subject: Subject, project: Project,
         elif protocol.upper() in ("HTTPS", "TLS"):
             return Outcome(True, details={"evidence": block.address})
         else:
-            plain.append(Related(Location(block.path, Span.line(block.span.start_line)),
-                                 f"{protocol} listener {block.address}"))
+            plain.append(
+                Related(
+                    Location(block.path, Span.line(block.span.start_line)),
+                    f"{protocol} listener {block.address}",
+                )
+            )
     evidence, compose_unknown = _compose_tls(project)
     if evidence is not None:
         return Outcome(True, details={"evidence": evidence.message}, related=(evidence,))
     if unknown or compose_unknown:
         return UNKNOWN
     name, port = http[0]
-    related = [Related(Location(p.value.path, p.value.span), f"{n} publishes {_describe(p)}")
-               for n, p in http[1:4]] + plain[:3]
-    return Outcome(False, _at(port.value), "ports", {"service": name, "port": _describe(port)},
-                   tuple(related))
+    related = [
+        Related(Location(p.value.path, p.value.span), f"{n} publishes {_describe(p)}")
+        for n, p in http[1:4]
+    ] + plain[:3]
+    return Outcome(
+        False, _at(port.value), "ports", {"service": name, "port": _describe(port)}, tuple(related)
+    )
 
 
 PREDICATES: dict[str, Predicate] = {

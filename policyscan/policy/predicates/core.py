@@ -27,8 +27,11 @@ def _secret_class(name: str, args: Mapping[str, Any]) -> Any:
     return classify_name(name)
 
 
-def weak_secret(value: Value, subject: Subject, project: Project, args: Mapping[str, Any]) -> Outcome:
-    """The subject's ``value`` (or ``args.attr``) is a literal secret strong enough for its class."""
+def weak_secret(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
+    """The subject's ``value`` (or ``args.attr``) is a literal secret strong enough for its
+    class."""
     from policyscan.secretstrength import assess, is_reference, redact
 
     name_value = value.lookup(args.get("name_attr", "name"))
@@ -48,31 +51,48 @@ def weak_secret(value: Value, subject: Subject, project: Project, args: Mapping[
     weakness = assess(text, cls, username=username)
     if weakness is None:
         return TRUE
-    return Outcome(False, target, "value", {"reason": weakness.reason, "redacted": redact(text),
-                                            "class": cls.value})
+    return Outcome(
+        False,
+        target,
+        "value",
+        {"reason": weakness.reason, "redacted": redact(text), "class": cls.value},
+    )
 
 
 _USER_KEYS = ("POSTGRES_USER", "MYSQL_USER", "DB_USER", "DATABASE_USER", "REDIS_USER", "username")
 
 
 def _username_for(subject: Subject, project: Project) -> str | None:
-    """The user name set beside a password (same env file or service), to catch password == user."""
-    facts = subject.facts
-    service = facts.get("service")
+    """The user name set beside a password (same file, same service), to catch password ==
+    user. Indexed once per project: every secret of every file asks."""
+    index = _usernames(project)
+    service = subject.facts.get("service")
+    return index.get((subject.path, service.as_str() if service is not None else None))
+
+
+def _usernames(project: Project) -> dict[tuple[str, str | None], str | None]:
+    cached = project._cache.get("__usernames__")
+    if cached is not None:
+        return cached[0]  # type: ignore[return-value]
+    index: dict[tuple[str, str | None], str | None] = {}
     for other in project.subjects("variable"):
-        if other.path != subject.path:
+        name = other.facts.lookup("name")
+        if name is None or name.as_str() not in _USER_KEYS:
             continue
-        if service is not None and other.facts.get("service") is not None:
-            if other.facts.lookup("service").as_str() != service.as_str():  # type: ignore[union-attr]
-                continue
-        other_name = other.facts.lookup("name")
-        if other_name is not None and other_name.as_str() in _USER_KEYS:
-            value = other.facts.lookup("value")
-            return value.as_str() if value is not None and value.literal else None
-    return None
+        value = other.facts.lookup("value")
+        user = value.as_str() if value is not None and value.literal else None
+        service = other.facts.get("service")
+        key = (other.path, service.as_str() if service is not None else None)
+        index.setdefault(key, user)
+        # An env file's user also stands beside every password of that file.
+        index.setdefault((other.path, None), user)
+    project._cache["__usernames__"] = [index]  # type: ignore[list-item]
+    return index
 
 
-def secret_reused(value: Value, subject: Subject, project: Project, args: Mapping[str, Any]) -> Outcome:
+def secret_reused(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """This literal secret's value is not also the value of another secret key."""
     from policyscan.secretstrength import classify_name, is_reference
 
@@ -85,14 +105,24 @@ def secret_reused(value: Value, subject: Subject, project: Project, args: Mappin
     key_name = name.as_str() or ""
     if not text or is_reference(text) or classify_name(key_name) is None:
         return TRUE
-    others = [s for s in groups.get(text, []) if s is not subject and s.facts.lookup("name") is not None
-              and s.facts.lookup("name").as_str() != key_name]  # type: ignore[union-attr]
+    # Per group, only a bounded sample is looked at: a file with thousands of keys sharing one
+    # value must stay linear, and a message naming a handful of them says enough.
+    sample = groups.get(text, [])[:64]
+    others = [s for s in sample if s is not subject and _name_of(s) not in (None, key_name)]
     if not others:
         return TRUE
-    related = tuple(Related(s.facts.lookup("value").location, "same value here")  # type: ignore[union-attr]
-                    for s in others[:5])
-    names = sorted({s.facts.lookup("name").as_str() or "" for s in others})  # type: ignore[union-attr]
-    return Outcome(False, target, "value", {"others": ", ".join(names)}, related)
+    related = tuple(
+        Related(s.facts.lookup("value").location, "same value here")  # type: ignore[union-attr]
+        for s in others[:5]
+    )
+    names = sorted({_name_of(s) or "" for s in others})
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return Outcome(False, target, "value", {"others": shown}, related)
+
+
+def _name_of(subject: Subject) -> str | None:
+    name = subject.facts.lookup("name")
+    return name.as_str() if name is not None else None
 
 
 def _reuse_groups(project: Project) -> dict[str, list[Subject]]:
@@ -121,7 +151,9 @@ _BACKUP_IMAGE = re.compile(
 )
 
 
-def backup_in_project(value: Value, subject: Subject, project: Project, args: Mapping[str, Any]) -> Outcome:
+def backup_in_project(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """Something in the project backs up databases: a backup service in any compose file, an AWS
     Backup plan, or an RDS instance/cluster keeping automated backups."""
     for view in project.compose_views:
@@ -130,18 +162,34 @@ def backup_in_project(value: Value, subject: Subject, project: Project, args: Ma
             command = svc.get("command")
             texts = [name, image.as_str() if image else None]
             if command is not None:
-                texts.append(" ".join(v.as_str() or "" for _, v in command.items()) if isinstance(command.data, list) else command.as_str())
+                texts.append(
+                    " ".join(v.as_str() or "" for _, v in command.items())
+                    if isinstance(command.data, list)
+                    else command.as_str()
+                )
             if any(t and _BACKUP_IMAGE.search(t) for t in texts):
-                return Outcome(True, svc, "", {"evidence": f"backup service {name}"},
-                               (Related(svc.location, f"backup service {name}"),))
+                return Outcome(
+                    True,
+                    svc,
+                    "",
+                    {"evidence": f"backup service {name}"},
+                    (Related(svc.location, f"backup service {name}"),),
+                )
     for _, block in project.terraform_blocks("resource"):
         if block.labels and block.labels[0] in ("aws_backup_plan", "aws_backup_selection"):
-            return Outcome(True, None, "", {"evidence": block.address},
-                           (Related(Value(None, block.path, block.span).location, block.address),))
+            return Outcome(
+                True,
+                None,
+                "",
+                {"evidence": block.address},
+                (Related(Value(None, block.path, block.span).location, block.address),),
+            )
     return Outcome(False, None, "", {"searched": "compose services, aws_backup_plan"})
 
 
-def headers_kept(value: Value, subject: Subject, project: Project, args: Mapping[str, Any]) -> Outcome:
+def headers_kept(
+    value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
+) -> Outcome:
     """A location that declares its own add_header keeps every header (of ``args.headers``) that
     its enclosing context sends; nginx drops the inherited ones otherwise."""
     ctx = subject.node
@@ -153,8 +201,13 @@ def headers_kept(value: Value, subject: Subject, project: Project, args: Mapping
     if not lost:
         return TRUE
     names = ", ".join(parent.headers[h].args[0] for h in lost)
-    related = tuple(Related(Value(None, parent.headers[h].path, parent.headers[h].span).location,
-                            f"{parent.headers[h].args[0]} set here") for h in lost[:3])
+    related = tuple(
+        Related(
+            Value(None, parent.headers[h].path, parent.headers[h].span).location,
+            f"{parent.headers[h].args[0]} set here",
+        )
+        for h in lost[:3]
+    )
     return Outcome(False, None, "", {"lost": names}, related)
 
 

@@ -127,13 +127,25 @@ def _is_on(d: Directive | None) -> bool:
 
 
 def _servers(project: Project) -> list[NginxContext]:
-    return [c for k, c in project.nginx_contexts if k == "server"]
+    return _index(project)[0]
 
 
 def _locations_of(project: Project, server: NginxContext) -> list[NginxContext]:
-    return [
-        c for k, c in project.nginx_contexts if k == "location" and ancestor(c, "server") is server
-    ]
+    return _index(project)[1].get(id(server), [])
+
+
+def _index(project: Project) -> tuple[list[NginxContext], dict[int, list[NginxContext]]]:
+    """Servers, and locations by server, built once per project: predicates ask per subject."""
+    store: dict[str, Any] = project._cache
+    if "__nginx_index__" not in store:
+        servers = [c for k, c in project.nginx_contexts if k == "server"]
+        locations: dict[int, list[NginxContext]] = {}
+        for kind, ctx in project.nginx_contexts:
+            if kind == "location":
+                locations.setdefault(id(ancestor(ctx, "server")), []).append(ctx)
+        store["__nginx_index__"] = (servers, locations)
+    index: tuple[list[NginxContext], dict[int, list[NginxContext]]] = store["__nginx_index__"]
+    return index
 
 
 def main_config_beside(project: Project, path: str) -> bool:

@@ -125,7 +125,21 @@ def _project_resources(
     project: Project, types: Iterable[str]
 ) -> list[tuple[TerraformModule, Block]]:
     wanted = frozenset(types)
+    # Asked once per subject by several rules: indexed per project, or a scan turns quadratic.
+    by_type: dict[str, list[tuple[TerraformModule, Block]]] = _cached(
+        project, "__terraform_resources_by_type__", lambda: _index_by_type(project)
+    )
+    if len(wanted) == 1:
+        return by_type.get(next(iter(wanted)), [])
     return [(m, b) for m, b in _all_blocks(project) if b.type == "resource" and _rtype(b) in wanted]
+
+
+def _index_by_type(project: Project) -> dict[str, list[tuple[TerraformModule, Block]]]:
+    index: dict[str, list[tuple[TerraformModule, Block]]] = {}
+    for module, block in _all_blocks(project):
+        if block.type == "resource":
+            index.setdefault(_rtype(block), []).append((module, block))
+    return index
 
 
 def _module_resources(module: TerraformModule, types: Iterable[str]) -> list[Block]:
@@ -151,7 +165,9 @@ def tf_attr_set(
 
 # ------------------------------------------------------------------------------- existence
 
-_TERNARY = re.compile(r"\s*((?:var|local)\.[A-Za-z_][\w-]*)\s*\?\s*(\d+)\s*:\s*(\d+)\s*")
+_TERNARY = re.compile(
+    r"((?:var|local)\.[A-Za-z_][\w-]{0,128})\s{0,8}\?\s{0,8}(\d{1,9})\s{0,8}:\s{0,8}(\d{1,9})"
+)
 
 
 def instantiated(module: TerraformModule, block: Block) -> bool | None:
@@ -166,7 +182,7 @@ def instantiated(module: TerraformModule, block: Block) -> bool | None:
         if resolved.known:
             number = _number(resolved)
             return None if number is None else number > 0
-        match = _TERNARY.fullmatch(count.text or "")
+        match = _TERNARY.fullmatch((count.text or "").strip())
         if match:
             # `var.create ? 1 : 0`, the usual toggle: decidable when the flag has a default.
             flag = module.resolve(
@@ -765,7 +781,8 @@ def _principal(block: Value) -> Value:
 # A reference to a resource's or data source's attribute (`aws_iam_role.app.arn`) names one
 # principal, never everyone; only inputs (var, local, module outputs) could hold "*".
 _RESOURCE_REF = re.compile(
-    r"(?:data\.)?[a-z][a-z0-9]*_[a-z0-9_]+\.[A-Za-z_][\w-]*(?:\[[^\]\n]*\])?\.\w+"
+    r"(?:data\.)?[a-z][a-z0-9]{0,64}_[a-z0-9_]{1,128}\.[A-Za-z_][\w-]{0,128}"
+    r"(?:\[[^\]\n]{0,256}\])?\.\w{1,128}"
 )
 
 

@@ -1,0 +1,440 @@
+"""The scan cache in ``.policyscan_cache/`` under the scanned root: parsed documents by content,
+and the rule results of a whole tree by the content of all its files.
+
+Two files, each rewritten whole after a scan that changed it:
+
+``documents.bin``
+    path -> (key, pickled document). The key hashes the file's bytes, where and what it is
+    (path, kind, environment, template), and the code that parses it; a file whose key changed
+    is parsed again.
+``results.bin``
+    the rule results of the last scan, under a key that hashes every file's key, the rules (their
+    files' contents and the configuration's overrides) and the code. An unchanged tree is
+    answered from it without parsing at all.
+
+Safety. The cache sits in the repository being scanned, so a repository can plant one. Entries
+are pickles (documents are trees of dataclasses; pickle rebuilds them 5-10x faster than a
+generic JSON or marshal decoder written in Python could), and unpickling planted bytes can run
+code. So every file is signed: HMAC-SHA256 with a random key kept in the user's cache directory
+(``$XDG_CACHE_HOME/policyscan/cache-key``, mode 0600), outside any repository; a file whose
+signature does not verify, is truncated or of another format is ignored (and overwritten on the
+next write). Even a signed file is read by an unpickler that only builds policyscan's own
+classes and a few builtins: a key that leaked cannot be turned into code execution either.
+Anything that goes wrong with the cache (read-only tree, no home directory, a full disk) turns
+the cache off for the run; it never fails a scan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import io
+import operator
+import os
+import pickle
+import secrets
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+CACHE_DIRNAME = ".policyscan_cache"
+# documents.bin is about twice the size of the files it holds (80 MB for 16,000 files); a larger
+# file is not ours, or not worth reading.
+MAX_FILE_BYTES = 1 << 30
+_MAGIC = b"PSCACHE1"
+_MAC_SIZE = 32
+_KEY_NAME = "cache-key"
+_DOCUMENTS = "documents.bin"
+_RESULTS = "results.bin"
+_GITIGNORE = "# Created by policyscan: a cache, never to be committed.\n*\n"
+_CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by policyscan.\n"
+)
+# Libraries whose version changes what a parser returns.
+_PARSER_DISTRIBUTIONS = (
+    "pyyaml",
+    "python_dotenv",
+    "tree_sitter",
+    "tree_sitter_hcl",
+    "dockerfile",
+    "crossplane",
+)
+
+
+def user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "policyscan"
+
+
+# ------------------------------------------------------------------------------- pickling
+
+_FIRST = operator.itemgetter(0)
+
+
+def _rebuild(cls: type, names: tuple[str, ...], values: tuple[Any, ...]) -> Any:
+    """A frozen dataclass with a ``__post_init__`` rebuilt without running it again."""
+    obj: Any = object.__new__(cls)
+    for name, value in zip(names, values, strict=True):
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+class _Reducers(dict[type, Callable[[Any], Any]]):
+    """The pickler's dispatch table, filled per class on first sight.
+
+    Plain pickle rebuilds a frozen slotted dataclass through ``dataclasses._dataclass_setstate``,
+    which calls ``dataclasses.fields()`` for every object: most of the time spent loading a
+    document. Here a dataclass is pickled as a call of its own constructor with its fields
+    (a frozen one with a ``__post_init__`` through ``_rebuild``), and equal ``Span``s, most of
+    them, are written once and shared: they are frozen, so sharing them is invisible.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: dict[tuple[int, int, int, int], Any] = {}
+
+    def __missing__(self, cls: type) -> Callable[[Any], Any]:
+        from policyscan.model import Span
+
+        reducer: Callable[[Any], Any]
+        if cls is Span:
+            reducer = self._span
+        elif dataclasses.is_dataclass(cls) and cls.__module__.startswith("policyscan."):
+            reducer = _dataclass_reducer(cls)
+        else:
+            raise KeyError(cls)  # the default way (enums, builtins)
+        self[cls] = reducer
+        return reducer
+
+    def _span(self, span: Any) -> Any:
+        key = (span.start_line, span.start_col, span.end_line, span.end_col)
+        first = self.spans.setdefault(key, span)
+        if first is span:
+            return (type(span), key)
+        return (_FIRST, ((first,),))  # a reference to the first one, from the pickle's memo
+
+
+def _dataclass_reducer(cls: type) -> Callable[[Any], Any]:
+    fields = dataclasses.fields(cls)
+    names = tuple(f.name for f in fields)
+    get = operator.attrgetter(*names)
+    single = len(names) == 1
+    by_constructor = all(f.init for f in fields) and not hasattr(cls, "__post_init__")
+
+    def reduce(obj: Any) -> Any:
+        values = (get(obj),) if single else get(obj)
+        if by_constructor:
+            return (cls, values)
+        return (_rebuild, (cls, names, values))
+
+    return reduce
+
+
+def dumps(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = _Reducers()
+    pickler.dump(obj)
+    return buffer.getvalue()
+
+
+_SAFE_BUILTINS = frozenset({"frozenset", "set", "complex", "slice", "range", "bytearray"})
+# Private classes that scan.py caches.
+_PRIVATE = frozenset({("policyscan.scan", "_Failed"), ("policyscan.scan", "_Evaluated")})
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        # Only what dumps() writes: policyscan's classes, and the helpers above.
+        if module == "builtins" and name in _SAFE_BUILTINS:
+            return super().find_class(module, name)
+        if module == "operator" and name == "itemgetter":
+            return operator.itemgetter
+        if module == __name__ and name == "_rebuild":
+            return _rebuild
+        if module.startswith("policyscan.") and (
+            not name.startswith("_") or (module, name) in _PRIVATE
+        ):
+            found = super().find_class(module, name)
+            if isinstance(found, type):
+                return found
+        raise pickle.UnpicklingError(f"not allowed in a cache: {module}.{name}")
+
+
+def loads(data: bytes | memoryview) -> Any:
+    return _Unpickler(io.BytesIO(data)).load()
+
+
+# ------------------------------------------------------------------------------- keys
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        raw = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
+        h.update(len(raw).to_bytes(8, "little"))
+        h.update(raw)
+    return h.hexdigest()
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """This policyscan (version, and every source file's size and time, so that an editable
+    install's edits count) and the installed versions of the parser libraries."""
+    from policyscan import __version__
+
+    parts: list[str] = [__version__, sys.version]
+    package = Path(__file__).resolve().parent
+    for dirpath, dirnames, filenames in os.walk(package):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith((".py", ".json", ".yaml")):
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                parts.append(f"{os.path.relpath(path, package)}:{st.st_size}:{st.st_mtime_ns}")
+    parts.extend(_parser_versions())
+    return _digest(*parts)
+
+
+def _parser_versions() -> list[str]:
+    # importlib.metadata takes tens of milliseconds to find six distributions; their
+    # ``*.dist-info`` directory names say the same (name and version) for one listdir.
+    found: list[str] = []
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                dist = name.split("-", 1)[0].lower()
+                if dist in _PARSER_DISTRIBUTIONS:
+                    found.append(name)
+    return sorted(found)
+
+
+def rules_fingerprint(rules: Sequence[Any]) -> str:
+    """What the rules are: each file's contents and whatever the configuration overrode."""
+    import json
+
+    parts: list[str] = []
+    for rule in rules:
+        parts.append(
+            json.dumps(
+                [
+                    rule.id,
+                    rule.name,
+                    rule.scope,
+                    sorted(a.value for a in rule.artifacts),
+                    sorted(e.value for e in rule.environments),
+                    rule.templates,
+                    rule.severity.value,
+                    rule.confidence,
+                    list(rule.checklist),
+                    list(rule.tags),
+                    rule.message,
+                    rule.source,
+                    rule.builtin,
+                    rule.spec.raw,
+                ],
+                sort_keys=True,
+                default=repr,
+            )
+        )
+    return _digest(*parts)
+
+
+def document_key(artifact: Any, digest: str, max_bytes: int) -> str:
+    return _digest(
+        code_fingerprint(),
+        artifact.path,
+        artifact.kind.value,
+        artifact.environment.value,
+        str(artifact.template),
+        str(max_bytes),
+        digest,
+    )
+
+
+def tree_key(root: str, rules_fp: str, entries: Iterable[str]) -> str:
+    return _digest(code_fingerprint(), rules_fp, root, *entries)
+
+
+# ------------------------------------------------------------------------------- files
+
+
+def _signing_key() -> bytes | None:
+    """The user's HMAC key, made on first use; None if the cache directory is unusable."""
+    directory = user_cache_dir()
+    path = directory / _KEY_NAME
+    damaged = False
+    try:
+        with open(path, "rb") as handle:
+            key = handle.read(64)
+        if len(key) == 32:
+            return key
+        damaged = True
+    except OSError:
+        pass
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=".key-")  # mode 0600
+        try:
+            os.write(fd, secrets.token_bytes(32))
+        finally:
+            os.close(fd)
+        try:
+            if damaged:
+                os.replace(temp, path)  # every entry signed with the old key is now a miss
+            else:
+                # link: of two processes making a key at once, one wins and both use its key.
+                os.link(temp, path)
+        except FileExistsError:
+            pass
+        finally:
+            if os.path.exists(temp):
+                os.unlink(temp)
+        with open(path, "rb") as handle:
+            key = handle.read(64)
+    except OSError:
+        return None
+    return key if len(key) == 32 else None
+
+
+class ScanCache:
+    """One scanned root's cache. Every method fails soft: a read that fails is a miss, a write
+    that fails is skipped."""
+
+    def __init__(self, directory: str, key: bytes) -> None:
+        self.directory = directory
+        self._key = key
+
+    @classmethod
+    def open(cls, root: str, directory: str | None = None) -> ScanCache | None:
+        target = directory or os.path.join(root, CACHE_DIRNAME)
+        # A planted symbolic link would make us write wherever it points.
+        if os.path.islink(target) or (os.path.exists(target) and not os.path.isdir(target)):
+            return None
+        key = _signing_key()
+        return cls(target, key) if key is not None else None
+
+    def _mac(self, purpose: str, payload: bytes) -> bytes:
+        mac = hmac.new(self._key, purpose.encode(), hashlib.sha256)
+        mac.update(payload)
+        return mac.digest()
+
+    def _read(self, name: str) -> Any:
+        data = _read_regular(os.path.join(self.directory, name))
+        if data is None:
+            return None
+        head = len(_MAGIC) + _MAC_SIZE
+        if len(data) < head or not data.startswith(_MAGIC):
+            return None
+        payload = data[head:]
+        if not hmac.compare_digest(data[len(_MAGIC) : head], self._mac(name, payload)):
+            return None
+        try:
+            return loads(payload)
+        except Exception:  # a format from another version, or damage: a miss
+            return None
+
+    def _write(self, name: str, obj: object) -> None:
+        try:
+            payload = dumps(obj)
+            self._prepare()
+            fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(_MAGIC)
+                    handle.write(self._mac(name, payload))
+                    handle.write(payload)
+                os.replace(temp, os.path.join(self.directory, name))
+            except BaseException:
+                os.unlink(temp)
+                raise
+        except (OSError, pickle.PicklingError, TypeError, AttributeError, RecursionError):
+            pass
+
+    def _prepare(self) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        for name, text in ((".gitignore", _GITIGNORE), ("CACHEDIR.TAG", _CACHEDIR_TAG)):
+            path = os.path.join(self.directory, name)
+            if not os.path.exists(path):
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+
+    # --- documents: path -> (key, pickled document)
+
+    def load_documents(self) -> dict[str, tuple[str, bytes]]:
+        found = self._read(_DOCUMENTS)
+        return found if isinstance(found, dict) else {}
+
+    def store_documents(self, entries: dict[str, tuple[str, bytes]]) -> None:
+        self._write(_DOCUMENTS, entries)
+
+    # --- results: (tree key, results)
+
+    def load_results(self, key: str) -> Any:
+        found = self._read(_RESULTS)
+        if isinstance(found, tuple) and len(found) == 2 and found[0] == key:
+            return found[1]
+        return None
+
+    def store_results(self, key: str, results: object) -> None:
+        self._write(_RESULTS, (key, results))
+
+
+def _read_regular(path: str) -> bytes | None:
+    """A cache file's bytes, if it is a regular file of a sane size. A repository can plant
+    anything under that name: a FIFO (opening it would wait for a writer forever; O_NONBLOCK
+    returns at once, and it is then refused), a link (O_NOFOLLOW), a device, a sparse file of
+    terabytes (MAX_FILE_BYTES)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
+            return None
+        chunks = []
+        remaining = MAX_FILE_BYTES + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    return data if len(data) <= MAX_FILE_BYTES else None
+
+
+def clear(root: str) -> str | None:
+    """Delete ``root``'s cache; the directory removed, or None when there was none."""
+    target = os.path.join(os.path.abspath(root), CACHE_DIRNAME)
+    if os.path.islink(target):
+        os.unlink(target)  # never follow it: remove the link alone
+        return target
+    if not os.path.isdir(target):
+        return None
+    shutil.rmtree(target)
+    return target

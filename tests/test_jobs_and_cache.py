@@ -1,0 +1,512 @@
+"""--jobs and the cache change how fast a scan is, never what it finds.
+
+Every test compares a scan made one way with the plain one (one process, no cache): the results
+must be equal, field for field, and the rendered reports byte for byte. The cache must also be
+safe: a changed file is parsed again, and a damaged, forged or planted cache is ignored without
+ever being unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policyscan import cache
+from policyscan import scan as scan_module
+from policyscan.cli import main
+from policyscan.discover import discover
+from policyscan.model import ScanResult
+from policyscan.plan import Settings, make_plan
+from policyscan.policy import engine, loader
+from policyscan.scan import ScanOptions, parse_artifact, scan
+
+REPO = Path(__file__).resolve().parents[1]
+GENERATOR = REPO / "benchmarks" / "generate_monorepo.py"
+
+COMPOSE = """\
+services:
+  web:  # policyscan: ignore[PSC008] sized by the orchestrator
+    image: nginx:latest
+    privileged: true
+    environment:
+      DEBUG: "true"
+      DB_PASSWORD: ${DB_PASSWORD}
+  db:
+    image: postgres:16
+    ports:
+      - "5432:5432"
+"""
+ENV = "DB_PASSWORD=changeme\nSECRET_KEY=secret\nDEBUG=true\n"
+TERRAFORM = """\
+resource "aws_security_group" "ssh" {
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_db_instance" "main" {  # policyscan: ignore[PST001]
+  engine                  = "postgres"
+  publicly_accessible     = true
+  backup_retention_period = 1
+  password                = "hunter2"
+}
+"""
+DOCKERFILE = "FROM python:latest\nRUN curl https://example.com/x.sh | sh\nCMD python app.py\n"
+NGINX = "server {\n  listen 80;\n  server_tokens on;\n  location / { autoindex on; }\n}\n"
+
+
+@pytest.fixture(autouse=True)
+def _private_user_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The HMAC key and the policy markers in a directory of the test's own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def _small_repo(root: Path) -> Path:
+    return _write(
+        root,
+        {
+            "app/docker-compose.yml": COMPOSE,
+            "app/.env": ENV,
+            "app/Dockerfile": DOCKERFILE,
+            "infra/main.tf": TERRAFORM,
+            "nginx/nginx.conf": NGINX,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def monorepo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated tree big enough for the pool (over POOL_MIN_FILES files)."""
+    out = tmp_path_factory.mktemp("gen") / "monorepo"
+    subprocess.run(
+        [sys.executable, str(GENERATOR), "--services", "16", "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def _options(root: Path, **changes: Any) -> tuple[list[loader.Rule], ScanOptions]:
+    plan = make_plan(Settings(paths=(str(root),)))
+    return plan.rules, dataclasses.replace(plan.scan_options(None), **changes)
+
+
+def _scan(root: Path, **changes: Any) -> ScanResult:
+    rules, options = _options(root, **changes)
+    return scan(rules, options)
+
+
+def _assert_same(a: ScanResult, b: ScanResult) -> None:
+    assert a.findings == b.findings
+    assert a.evidence == b.evidence
+    assert a.problems == b.problems
+    assert a.artifacts == b.artifacts
+    assert a == b
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(list(args))
+    return code, out.getvalue()
+
+
+# ------------------------------------------------------------------------------- --jobs
+
+
+def test_pool_gives_the_same_result_as_one_process(monorepo: Path) -> None:
+    files = len(discover([str(monorepo)], str(monorepo)).artifacts)
+    assert files >= scan_module.POOL_MIN_FILES  # or the pool would not run at all
+    plain = _scan(monorepo, jobs=1)
+    pooled = _scan(monorepo, jobs=2)
+    assert plain.findings  # a tree with nothing to find would prove nothing
+    _assert_same(plain, pooled)
+
+
+def test_rules_shared_out_among_processes_give_the_same_result(
+    monorepo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = _scan(monorepo, jobs=1)
+    monkeypatch.setattr(scan_module, "RULES_POOL_MIN_FILES", 0)  # this tree is too small
+    calls = []
+    real = engine._evaluate_forked
+
+    def counted(*args: Any) -> Any:
+        calls.append(args[-1])
+        shared = real(*args)
+        assert shared is not None  # evaluated in processes, not fallen back
+        return shared
+
+    monkeypatch.setattr(engine, "_evaluate_forked", counted)
+    for jobs in (2, 3):
+        _assert_same(plain, _scan(monorepo, jobs=jobs))
+    assert calls == [2, 3]
+
+
+def test_reports_are_byte_identical_with_and_without_jobs_and_cache(
+    monorepo: Path, tmp_path: Path
+) -> None:
+    outputs = {}
+    runs = {
+        "plain": ["--jobs", "1", "--no-cache"],
+        "jobs": ["--jobs", "2", "--no-cache"],
+        "cold": ["--jobs", "2"],
+        "warm": ["--jobs", "2"],
+        "warm-1": ["--jobs", "1"],
+    }
+    cache.clear(str(monorepo))
+    for name, extra in runs.items():
+        sarif, junit = tmp_path / f"{name}.sarif", tmp_path / f"{name}.xml"
+        code, text = _cli(
+            str(monorepo),
+            *extra,
+            "--fail-on",
+            "never",
+            "--format",
+            "sarif",
+            "-o",
+            str(sarif),
+            "--format",
+            "junit",
+            "-o",
+            str(junit),
+            "--format",
+            "text",
+            "--no-color",
+        )
+        assert code == 0
+        outputs[name] = (text, sarif.read_bytes(), junit.read_bytes())
+    assert (monorepo / cache.CACHE_DIRNAME / "results.bin").is_file()
+    for name, produced in outputs.items():
+        assert produced == outputs["plain"], name
+
+
+def test_small_scans_do_not_start_a_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _small_repo(tmp_path / "repo")
+
+    def no_pool(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a pool for five files")
+
+    monkeypatch.setattr(scan_module, "_parse_in_pool", no_pool)
+    _assert_same(_scan(root, jobs=1), _scan(root, jobs=8))
+
+
+_PARENT = os.getpid()
+_REAL_CHUNK = scan_module._parse_chunk
+
+
+def _dies_in_a_worker(task: Any) -> Any:
+    if os.getpid() != _PARENT:
+        os._exit(3)  # as a worker killed by the OOM killer would
+    return _REAL_CHUNK(task)
+
+
+def test_a_broken_pool_falls_back_to_this_process(
+    monorepo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = _scan(monorepo, jobs=1)
+    monkeypatch.setattr(scan_module, "_parse_chunk", _dies_in_a_worker)
+    _assert_same(plain, _scan(monorepo, jobs=2))
+
+
+# ------------------------------------------------------------------------------- the cache
+
+
+def test_cold_warm_and_uncached_scans_are_equal(tmp_path: Path) -> None:
+    root = _small_repo(tmp_path / "repo")
+    plain = _scan(root)
+    cold = _scan(root, cache=True)
+    assert (root / cache.CACHE_DIRNAME / "documents.bin").is_file()
+    warm = _scan(root, cache=True)
+    _assert_same(plain, cold)
+    _assert_same(plain, warm)
+    assert any(f.suppressed for f in warm.findings)  # the ignore comments were honoured
+
+
+def test_a_warm_scan_parses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _small_repo(tmp_path / "repo")
+    _scan(root, cache=True)
+
+    def no_parse(*args: Any) -> Any:
+        raise AssertionError("parsed although nothing changed")
+
+    monkeypatch.setattr(scan_module, "parse_text", no_parse)
+    monkeypatch.setattr(scan_module, "parse_artifact", no_parse)
+    timings: dict[str, float] = {}
+    _scan(root, cache=True, timings=timings)
+    assert "rules" not in timings  # answered from the results, not evaluated
+
+
+def test_documents_are_reused_when_only_the_rules_change(tmp_path: Path) -> None:
+    root = _small_repo(tmp_path / "repo")
+    rules, options = _options(root, cache=True)
+    scan(rules, options)
+    fewer = [r for r in rules if not r.id.startswith("PSC")]
+    timings: dict[str, float] = {}
+    cached = scan(fewer, dataclasses.replace(options, timings=timings))
+    assert not any(k.startswith("parse.") for k in timings)  # every document from the cache
+    _assert_same(scan(fewer, dataclasses.replace(options, cache=False)), cached)
+
+
+@pytest.mark.parametrize("change", ["edit", "add", "remove", "environment"])
+def test_a_changed_tree_is_scanned_again(tmp_path: Path, change: str) -> None:
+    root = _small_repo(tmp_path / "repo")
+    _scan(root, cache=True)
+    if change == "edit":
+        (root / "app" / ".env").write_text("DEBUG=false\nSECRET_KEY=changeme\n", encoding="utf-8")
+    elif change == "add":
+        _write(root, {"more/docker-compose.yml": COMPOSE.replace("5432:5432", "6379:6379")})
+    elif change == "remove":
+        (root / "infra" / "main.tf").unlink()
+    else:  # the same bytes under a name that makes them production
+        (root / "app" / ".env").rename(root / "app" / ".env.production")
+    plain = _scan(root)
+    _assert_same(plain, _scan(root, cache=True))
+    _assert_same(plain, _scan(root, cache=True))
+
+
+def test_an_edit_of_the_same_size_and_time_is_seen(tmp_path: Path) -> None:
+    """Keyed by content, not by stat: a checkout can keep both size and mtime."""
+    root = _small_repo(tmp_path / "repo")
+    env = root / "app" / ".env"
+    _scan(root, cache=True)
+    before = env.stat()
+    env.write_text(ENV.replace("DEBUG=true", "DEBUG=True"), encoding="utf-8")
+    os.utime(env, ns=(before.st_atime_ns, before.st_mtime_ns))
+    _assert_same(_scan(root), _scan(root, cache=True))
+
+
+def test_jobs_with_a_partly_warm_cache(monorepo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "tree"
+    shutil.copytree(monorepo, root, ignore=shutil.ignore_patterns(cache.CACHE_DIRNAME))
+    _scan(root, cache=True, jobs=2)
+    for env in sorted(root.glob("services/*/.env"))[:5]:
+        env.write_text(env.read_text(encoding="utf-8") + "DEBUG=true\n", encoding="utf-8")
+    (root / cache.CACHE_DIRNAME / "results.bin").unlink()
+    plain = _scan(root, jobs=1)
+    _assert_same(plain, _scan(root, cache=True, jobs=2))
+    _assert_same(plain, _scan(root, cache=True, jobs=1))
+
+
+def test_no_cache_writes_nothing(tmp_path: Path) -> None:
+    root = _small_repo(tmp_path / "repo")
+    code, _ = _cli(str(root), "--no-cache", "--fail-on", "never")
+    assert code == 0
+    assert not (root / cache.CACHE_DIRNAME).exists()
+
+
+def test_cache_clear(tmp_path: Path) -> None:
+    root = _small_repo(tmp_path / "repo")
+    assert _cli(str(root), "--fail-on", "never")[0] == 0
+    directory = root / cache.CACHE_DIRNAME
+    assert (directory / "CACHEDIR.TAG").is_file()
+    assert (directory / ".gitignore").read_text(encoding="utf-8").splitlines()[-1] == "*"
+    assert _cli("cache", "clear", str(root))[0] == 0
+    assert not directory.exists()
+    assert _cli("cache", "clear", str(root))[0] == 0  # nothing to clear is no error
+
+
+def test_cache_directory_is_not_scanned(tmp_path: Path) -> None:
+    root = _small_repo(tmp_path / "repo")
+    _scan(root, cache=True)
+    (root / cache.CACHE_DIRNAME / "docker-compose.yml").write_text(COMPOSE, encoding="utf-8")
+    paths = [a.path for a in discover([str(root)], str(root)).artifacts]
+    assert not any(p.startswith(cache.CACHE_DIRNAME) for p in paths)
+
+
+# ------------------------------------------------------------------------------- safety
+
+
+class _Planted:
+    """Unpickling this creates a file: the proof that planted bytes ran."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> Any:
+        return (Path.touch, (self.target,))
+
+
+@pytest.mark.parametrize("name", ["documents.bin", "results.bin"])
+@pytest.mark.parametrize("how", ["flipped", "truncated", "unsigned", "other-key", "garbage"])
+def test_a_damaged_or_forged_cache_is_ignored(tmp_path: Path, name: str, how: str) -> None:
+    root = _small_repo(tmp_path / "repo")
+    plain = _scan(root)
+    _scan(root, cache=True)
+    path = root / cache.CACHE_DIRNAME / name
+    data = bytearray(path.read_bytes())
+    ran = tmp_path / "ran"
+    evil = pickle.dumps(_Planted(ran))
+    if how == "flipped":
+        data[-10] ^= 0xFF
+    elif how == "truncated":
+        data = data[: len(data) // 2]
+    elif how == "unsigned":
+        data = bytearray(cache._MAGIC + bytes(cache._MAC_SIZE) + evil)
+    elif how == "other-key":
+        other = cache.ScanCache(str(path.parent), b"k" * 32)
+        data = bytearray(cache._MAGIC + other._mac(name, evil) + evil)
+    else:
+        data = bytearray(evil)
+    path.write_bytes(bytes(data))
+    _assert_same(plain, _scan(root, cache=True))
+    assert not ran.exists()
+    _assert_same(plain, _scan(root, cache=True))  # and the damage was overwritten
+
+
+def test_even_a_signed_entry_only_builds_policyscan_classes(tmp_path: Path) -> None:
+    """Defence in depth: a leaked key still does not let a cache run code."""
+    root = _small_repo(tmp_path / "repo")
+    plain = _scan(root)
+    _scan(root, cache=True)
+    store = cache.ScanCache.open(str(root))
+    assert store is not None
+    ran = tmp_path / "ran"
+    evil = pickle.dumps({"app/.env": ("key", pickle.dumps(_Planted(ran)))})
+    path = root / cache.CACHE_DIRNAME / "documents.bin"
+    path.write_bytes(cache._MAGIC + store._mac("documents.bin", evil) + evil)
+    (root / cache.CACHE_DIRNAME / "results.bin").unlink()
+    with pytest.raises(pickle.UnpicklingError):
+        cache.loads(pickle.dumps(_Planted(ran)))
+    _assert_same(plain, _scan(root, cache=True))
+    assert not ran.exists()
+
+
+def test_a_planted_symlink_is_not_followed(tmp_path: Path) -> None:
+    root = _small_repo(tmp_path / "repo")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / cache.CACHE_DIRNAME).symlink_to(elsewhere, target_is_directory=True)
+    _assert_same(_scan(root), _scan(root, cache=True))
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_signing_key_is_private_and_outside_the_tree(tmp_path: Path) -> None:
+    root = _small_repo(tmp_path / "repo")
+    _scan(root, cache=True)
+    key = cache.user_cache_dir() / "cache-key"
+    assert key.stat().st_mode & 0o077 == 0
+    assert len(key.read_bytes()) == 32
+    assert not str(key).startswith(str(root))
+
+
+def test_codec_round_trips_documents() -> None:
+    root = REPO / "fixtures"
+    found = discover([str(root)], str(root))
+    docs = [parse_artifact(a, 1 << 20)[0] for a in found.artifacts]
+    assert docs
+    assert [cache.loads(cache.dumps(d)) for d in docs] == docs
+
+
+# ------------------------------------------------------------------------------- policies
+
+
+def _fields(rule: loader.Rule) -> tuple[Any, ...]:
+    return (
+        rule.id,
+        rule.name,
+        rule.scope,
+        rule.artifacts,
+        rule.environments,
+        rule.templates,
+        rule.severity,
+        rule.confidence,
+        rule.checklist,
+        rule.tags,
+        rule.message,
+        rule.source,
+        rule.builtin,
+        rule.spec.raw,
+        rule.where is None,
+    )
+
+
+def test_built_in_policies_validated_once_load_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    validated = loader.load_policies()  # validates, and leaves the marker
+    markers = list(cache.user_cache_dir().glob("builtin-policies-*"))
+    assert len(markers) == 1
+
+    def no_validation(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr(loader, "_schema_validator", no_validation)
+    monkeypatch.setattr(loader, "_read_policy", no_validation)
+    fast = loader.load_policies()
+    assert [_fields(r) for r in fast] == [_fields(r) for r in validated]
+    # The pydantic model is still there for whoever asks (reports, explain).
+    assert [r.model for r in fast] == [r.model for r in validated]
+
+
+def test_a_damaged_marker_means_validating_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    loader.load_policies()
+    (marker,) = cache.user_cache_dir().glob("builtin-policies-*")
+    marker.write_bytes(b"\x00garbage")
+    calls = []
+    real = loader._schema_validator
+
+    def counting() -> Any:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(loader, "_schema_validator", counting)
+    assert loader.load_policies()
+    assert calls
+
+
+def test_user_policies_are_always_validated(tmp_path: Path) -> None:
+    loader.load_policies()  # the built-ins' marker exists
+    bad = tmp_path / "mine"
+    bad.mkdir()
+    (bad / "x.yaml").write_text("id: MY001\nname: x\n", encoding="utf-8")
+    with pytest.raises(loader.PolicyError):
+        loader.load_policies([bad])
+
+
+def test_a_damaged_signing_key_is_replaced(tmp_path: Path) -> None:
+    root = _small_repo(tmp_path / "repo")
+    plain = _scan(root)
+    _scan(root, cache=True)
+    key = cache.user_cache_dir() / "cache-key"
+    key.write_bytes(b"short")
+    _assert_same(plain, _scan(root, cache=True))  # the old entries no longer verify: a miss
+    assert len(key.read_bytes()) == 32
+    timings: dict[str, float] = {}
+    _assert_same(plain, _scan(root, cache=True, timings=timings))
+    assert "rules" not in timings  # and the cache works again
+
+
+def test_planted_fifos_and_devices_are_not_opened_for_reading(tmp_path: Path) -> None:
+    root = _small_repo(tmp_path / "repo")
+    plain = _scan(root)
+    planted = root / cache.CACHE_DIRNAME
+    planted.mkdir()
+    os.mkfifo(planted / "documents.bin")  # opening it to read would wait for a writer forever
+    (planted / "results.bin").symlink_to("/dev/zero")
+    _assert_same(plain, _scan(root, cache=True))
+    _assert_same(plain, _scan(root, cache=True))  # replaced by regular files on the way
+    assert (planted / "results.bin").is_file() and not (planted / "results.bin").is_symlink()
