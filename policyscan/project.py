@@ -12,7 +12,7 @@ import copy
 import fnmatch
 import posixpath
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -140,29 +140,11 @@ def _interpolate_tree(
     change its own tree without touching the parsed document (other views share it); leaves
     are new only where interpolation changed them."""
     if isinstance(value.data, dict):
-        data = {k: _interpolate_tree(v, env, refs) for k, v in value.data.items()}
-        return Value(
-            data,
-            value.path,
-            value.span,
-            value.known,
-            value.literal,
-            value.text,
-            value.sensitive,
-            value.key_span,
+        return replace(
+            value, data={k: _interpolate_tree(v, env, refs) for k, v in value.data.items()}
         )
     if isinstance(value.data, list):
-        items = [_interpolate_tree(v, env, refs) for v in value.data]
-        return Value(
-            items,
-            value.path,
-            value.span,
-            value.known,
-            value.literal,
-            value.text,
-            value.sensitive,
-            value.key_span,
-        )
+        return replace(value, data=[_interpolate_tree(v, env, refs) for v in value.data])
     if not isinstance(value.data, str) or "$" not in value.data:
         return value
     result = interpolate(value.data, env)
