@@ -249,18 +249,20 @@ def _compose_service(subject: Subject, project: Project) -> tuple[ComposeView, V
     """The compose view and service whose ``environment`` holds this subject's value."""
     if subject.kind is not Kind.COMPOSE:
         return None
-    service = _fact_str(subject.facts, "service") or ""
-    for view in project.compose_views:
-        svc = view.services.get(service)
-        env = svc.get("environment") if svc is not None else None
-        if (
-            svc is not None
-            and env is not None
-            and isinstance(env.data, dict)
-            and any(v is subject.node for v in env.data.values())
-        ):
-            return view, svc
-    return None
+    # Indexed once per project by the environment value's identity: asked for every compose
+    # variable, a walk over every view each time made large trees quadratic.
+    store: dict[str, Any] = project._cache
+    if "__env_owner__" not in store:
+        owners: dict[int, tuple[ComposeView, Value]] = {}
+        for view in project.compose_views:
+            for svc in view.services.values():
+                env = svc.get("environment")
+                if env is not None and isinstance(env.data, dict):
+                    for v in env.data.values():
+                        owners.setdefault(id(v), (view, svc))
+        store["__env_owner__"] = owners
+    found: tuple[ComposeView, Value] | None = store["__env_owner__"].get(id(subject.node))
+    return found
 
 
 def _shares_host_network(subject: Subject, project: Project) -> bool:
