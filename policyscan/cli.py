@@ -47,6 +47,16 @@ def cli() -> None:
     """
 
 
+# Every command that loads rules takes the user's policy directories the same way.
+_policies_option = click.option(
+    "--policies",
+    "policy_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Add a directory of your own policies.",
+)
+
+
 def _color(no_color: bool, output: str | None) -> bool:
     if no_color or output or os.environ.get("NO_COLOR"):
         return False
@@ -142,13 +152,7 @@ def _pair_outputs(
     "--select", multiple=True, help="Run only these rule ids (repeatable, or comma-separated)."
 )
 @click.option("--ignore", "ignore_rules", multiple=True, help="Skip these rule ids.")
-@click.option(
-    "--policies",
-    "policy_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="Add a directory of your own policies.",
-)
+@_policies_option
 @click.option("--exclude", multiple=True, help="Skip paths matching this glob (repeatable).")
 @click.option(
     "--config",
@@ -314,13 +318,7 @@ def _statistics(result: Any, rules: Any) -> str:
 )
 @click.option("--select", multiple=True, help="Record only these rule ids.")
 @click.option("--ignore", "ignore_rules", multiple=True, help="Do not record these rule ids.")
-@click.option(
-    "--policies",
-    "policy_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="Add a directory of your own policies.",
-)
+@_policies_option
 @click.option("--exclude", multiple=True, help="Skip paths matching this glob (repeatable).")
 def baseline(
     paths: tuple[str, ...],
@@ -401,7 +399,7 @@ def _exit_code(result: Any, fail_on: str) -> int:
 
 @cli.command()
 @click.option("--format", "-f", "fmt", type=click.Choice(("text", "json")), default="text")
-@click.option("--policies", "policy_dirs", multiple=True, type=click.Path(file_okay=False))
+@_policies_option
 def rules(fmt: str, policy_dirs: tuple[str, ...]) -> None:
     """List the rules with their severity and checklist ids."""
     import json
@@ -439,7 +437,7 @@ def rules(fmt: str, policy_dirs: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.argument("rule_id")
-@click.option("--policies", "policy_dirs", multiple=True, type=click.Path(file_okay=False))
+@_policies_option
 def explain(rule_id: str, policy_dirs: tuple[str, ...]) -> None:
     """Show a rule's documentation and examples."""
     from policyscan.errors import UsageError
@@ -547,12 +545,12 @@ CHECKLIST_FORMATS = ("text", "markdown", "json", "html")
     help="Show one section (a title such as Security, or a part such as "
     "'Deployment Execution'); readiness and --fail-under then cover it alone.",
 )
+@_policies_option
 @click.option(
-    "--policies",
-    "policy_dirs",
-    multiple=True,
-    type=click.Path(file_okay=False),
-    help="Add a directory of your own policies.",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="Configuration file [default: .policyscan.yaml or pyproject.toml, searched upward].",
 )
 @click.option("--no-color", is_flag=True, help="No ANSI colour (also NO_COLOR=1).")
 def checklist_command(
@@ -562,18 +560,22 @@ def checklist_command(
     fail_under: float | None,
     section_name: str | None,
     policy_dirs: tuple[str, ...],
+    config_file: str | None,
     no_color: bool,
 ) -> None:
     """The production deployment checklist for PATHS, filled in from the files: each item met
     (with its evidence), unmet (with its findings), not determinable, or manual."""
     from policyscan import readiness
-    from policyscan.policy.loader import load_policies
-    from policyscan.scan import ScanOptions
-    from policyscan.scan import scan as run_scan
+    from policyscan.plan import Settings, make_plan
 
-    rules = load_policies(policy_dirs)
-    result = run_scan(rules, ScanOptions(paths=paths or (".",)))
-    filled = readiness.evaluate(result, rules, section=section_name)
+    # The same plan as `policyscan scan` (configuration, environments, excludes, ignores), so
+    # the checklist and the scan agree; but no baseline: readiness is about what is there, not
+    # about what is new.
+    plan = make_plan(
+        Settings(paths=paths, config=config_file, policy_dirs=policy_dirs, use_baseline=False)
+    )
+    result = _run(plan)
+    filled = readiness.evaluate(result, plan.rules, section=section_name)
     options = readiness.RenderOptions(
         color=_color(no_color, output), link_prefix=readiness.link_prefix_for(result.root, output)
     )
