@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sys
+from policyscan.cli import console
 
-from policyscan.cli import main
-
-sys.exit(main())
+console()

@@ -13,7 +13,7 @@ import re
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from policyscan.model import Artifact, Environment, Kind, Problem, Span
 
@@ -180,8 +180,10 @@ def _load_gitignore(directory: str, root: str, result: Discovery) -> object | No
 
 
 def _relposix(path: str, root: str) -> str:
-    rel = Path(os.path.relpath(path, root)).as_posix()
-    if any("\udc80" <= char <= "\udcff" for char in rel):
+    rel = os.path.relpath(path, root)
+    if os.sep != "/":
+        rel = rel.replace(os.sep, "/")
+    if not rel.isascii() and any("\udc80" <= char <= "\udcff" for char in rel):
         # A name that is not UTF-8 arrives with its bad bytes as lone surrogates, which no
         # report can encode: show them as \xNN instead (the real name is kept for opening).
         rel = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -8,13 +8,15 @@ inheritance, and resolves Terraform ``var.x`` / ``local.x`` within a module.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import fnmatch
+import itertools
 import posixpath
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from policyscan.interpolate import interpolate
 from policyscan.model import Artifact, Environment, Kind, Problem, Span, Value
@@ -23,6 +25,8 @@ from policyscan.parsers.dockerfile import DockerfileDocument, Stage
 from policyscan.parsers.env import EnvDocument
 from policyscan.parsers.nginx import Directive, NginxDocument
 from policyscan.parsers.terraform import Block, TerraformDocument
+
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -288,12 +292,14 @@ class Project:
     problems: list[Problem] = field(default_factory=list)
     only: frozenset[str] | None = None  # report only on these paths (pre-commit mode)
     _cache: dict[str, list[Subject]] = field(default_factory=dict)
+    _memo: dict[Hashable, Any] = field(default_factory=dict)
 
     def environment_of(self, path: str) -> Environment:
-        for artifact in self.artifacts:
-            if artifact.path == path:
-                return artifact.environment
-        return Environment.UNKNOWN
+        return self._environments.get(path, Environment.UNKNOWN)
+
+    @cached_property
+    def _environments(self) -> dict[str, Environment]:
+        return {a.path: a.environment for a in self.artifacts}
 
     def docs(self, kind: Kind) -> list[Any]:
         return [
@@ -301,6 +307,15 @@ class Project:
             for a in self.artifacts
             if a.kind is kind and a.path in self.documents
         ]
+
+    def memo(self, key: Hashable, build: Callable[[], _T]) -> _T:
+        """``build()``, computed once per project. Predicates run once per subject, and many
+        of their questions are about the whole project: asked afresh for every subject, they
+        make a scan quadratic in the size of the tree."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        found: _T = self._memo[key]
+        return found
 
     def subjects(self, scope: str) -> list[Subject]:
         if scope not in self._cache:
@@ -492,8 +507,25 @@ class Project:
                 directive, "not read: the include points outside the scanned root"
             )
             return []
-        if any(ch in pattern for ch in "*?["):
-            return sorted(p for p in docs if fnmatch.fnmatchcase(p, pattern))
+        literal = len(pattern)
+        for ch in "*?[":
+            at = pattern.find(ch)
+            if at != -1:
+                literal = min(literal, at)
+        if literal < len(pattern):
+            # Only paths that start with the pattern's literal part can match (fnmatch's `*`
+            # crosses `/`, so not only that directory): a range of the sorted paths, not a
+            # match against every file for every include.
+            paths: list[str] = self.memo("nginx_paths_sorted", lambda: sorted(docs))
+            prefix = pattern[:literal]
+            start = bisect.bisect_left(paths, prefix)
+            matched = []
+            for path in itertools.islice(paths, start, None):
+                if not path.startswith(prefix):
+                    break
+                if fnmatch.fnmatchcase(path, pattern):
+                    matched.append(path)
+            return matched
         if pattern in docs:
             return [pattern]
         if posixpath.basename(pattern) in _NGINX_STOCK_FILES:
@@ -843,7 +875,6 @@ def _project(project: Project) -> Iterable[Subject]:
         Kind.COMPOSE,
         Environment.UNKNOWN,
         facts("", Span.line(1)),
-        project,
     )
 
 

@@ -53,6 +53,9 @@ class ScanOptions:
     jobs: int = 1  # processes that parse; 1: all in this process, no pool
     cache: bool = False  # read and write the cache (CACHE_DIRNAME under the root)
     cache_dir: str | None = None  # the cache elsewhere (tests, benchmarks)
+    # Keep the evidence of passed and undecided checks (the checklist report shows it; the
+    # scan's reports do not, and a large tree makes over a hundred thousand).
+    evidence: bool = True
     # Seconds per phase, filled in when given (benchmarks/bench.py): discover, read, parse,
     # parse.<kind> (in this process only), project, rules, report, cache.load, cache.store.
     timings: dict[str, float] | None = None
@@ -238,7 +241,7 @@ def _scan(rules: Sequence[Rule], options: ScanOptions, root: str) -> ScanResult:
     if store is None:
         documents, parse_problems = _parse_all(found.artifacts, options, texts, clock)
         project, evaluated = _evaluate(
-            rules, found.root, found.artifacts, documents, clock, options.jobs
+            rules, found.root, found.artifacts, documents, clock, options
         )
         evaluated.parse_problems = parse_problems
     else:
@@ -267,6 +270,7 @@ def _scan(rules: Sequence[Rule], options: ScanOptions, root: str) -> ScanResult:
         result.artifacts = [a for a in result.artifacts if a.path in options.only]
     result.problems.sort(key=lambda p: (p.path, p.span.start_line, p.message))
     clock.lap("report")
+    result.project = project
     return result
 
 
@@ -276,17 +280,22 @@ def _evaluate(
     artifacts: list[Artifact],
     documents: dict[str, object],
     clock: _Clock,
-    jobs: int,
+    options: ScanOptions,
 ) -> tuple[Project, _Evaluated]:
     from policyscan.policy.engine import evaluate
     from policyscan.project import Project
 
     project = Project(root, artifacts, documents)
     timings: dict[str, float] = {}
-    jobs = _jobs_for(jobs, len(artifacts)) if len(artifacts) >= RULES_POOL_MIN_FILES else 1
+    files = len(artifacts)
+    jobs = _jobs_for(options.jobs, files) if files >= RULES_POOL_MIN_FILES else 1
     # Rule timings come from one process only: bench.py asks for them with --jobs 1.
     findings, evidence, problems = evaluate(
-        rules, project, timings=timings if jobs == 1 else None, jobs=jobs
+        rules,
+        project,
+        timings=timings if jobs == 1 else None,
+        jobs=jobs,
+        with_evidence=options.evidence,
     )
     clock.lap("rules")
     if clock.timings is not None:
@@ -402,13 +411,16 @@ def _parse_chunk(
 def _parse_in_pool(
     artifacts: list[Artifact], texts: list[str] | None, max_bytes: int, jobs: int
 ) -> Iterator[tuple[str, bytes | None, object | None]]:
-    """Each file's text and its document, pickled by a worker or (Dockerfiles) parsed here, in
-    the order given.
+    """Each file's text and its document, pickled by a worker or parsed here, in the order
+    given.
 
-    Work goes out in runs of consecutive paths (so mostly whole directories: a module's files
-    together), several runs per worker so that a slow run does not leave the others idle, and
-    comes back in order: the merge is the order of the paths, whatever finished first. A pool
-    that cannot start, or that breaks (a worker killed), leaves the rest to this process.
+    The files go in runs of consecutive paths (so mostly whole directories: a module's files
+    together), several runs per process so that a slow run does not leave the others idle.
+    This process is one of the ``jobs``: it parses every ``jobs``-th run itself, between
+    taking the workers' results, which saves pickling and loading its share of documents and
+    a process competing for the cores. Results come back in order: the merge is the order of
+    the paths, whatever finished first. A pool that cannot start, or that breaks (a worker
+    killed), leaves the rest to this process.
 
     Dockerfiles are parsed here: their parser is BuildKit's, in Go, and the Go runtime does
     not survive a fork (a forked worker hangs in its first parse once this process has loaded
@@ -422,15 +434,20 @@ def _parse_in_pool(
     from policyscan.model import Kind
 
     here = [a.kind is Kind.DOCKERFILE for a in artifacts]
-    sent = [i for i, local in enumerate(here) if not local]
-    size = max(8, min(256, len(sent) // (jobs * 8) or 1))
+    rest = [i for i, local in enumerate(here) if not local]
+    size = max(8, min(256, len(rest) // (jobs * 8) or 1))
+    runs = [rest[k : k + size] for k in range(0, len(rest), size)]
+    for run in runs[::jobs]:
+        for i in run:
+            here[i] = True
     tasks = [
         (
-            [artifacts[i] for i in sent[k : k + size]],
-            [texts[i] for i in sent[k : k + size]] if texts is not None else None,
+            [artifacts[i] for i in run],
+            [texts[i] for i in run] if texts is not None else None,
             max_bytes,
         )
-        for k in range(0, len(sent), size)
+        for n, run in enumerate(runs)
+        if n % jobs
     ]
 
     def results() -> Iterator[tuple[str, bytes | None]]:
@@ -438,16 +455,25 @@ def _parse_in_pool(
         context = multiprocessing.get_context("fork" if can_fork() else "spawn")
         _import_parsers(artifacts)
         done = 0
+        started = False
         try:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                for chunk in pool.map(_parse_chunk, tasks):
+            with ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context) as pool:
+                chunks = pool.map(_parse_chunk, tasks)  # all submitted: the workers start
+                started = True
+                yield "", None  # the pool is running (see below)
+                for chunk in chunks:
                     yield from chunk
                     done += 1
         except (BrokenProcessPool, OSError):
+            if not started:
+                yield "", None
             for task in tasks[done:]:
                 yield from _parse_chunk(task)
 
     pooled = results()
+    # Start the workers before this process parses its own first run, not when it first needs
+    # a worker's result.
+    next(pooled)
     for index, artifact in enumerate(artifacts):
         if here[index]:
             if texts is None:
@@ -541,7 +567,10 @@ def _scan_cached(
             key = None
         keys.append(key)
         entries.append(key or f"unreadable {artifact.path} {failed[artifact.path]}")
-    tree = cache.tree_key(root, cache.rules_fingerprint(rules), entries)
+    # Results made without evidence cannot answer a checklist: the choice is part of the key.
+    tree = cache.tree_key(
+        root, cache.rules_fingerprint(rules), [f"evidence={options.evidence}", *entries]
+    )
     clock.lap("read")
 
     packed: dict[str, tuple[str, bytes]] | None = None
@@ -566,7 +595,7 @@ def _scan_cached(
 
     docs, parse_problems, fresh = documents()
     # Documents are taken before evaluation, which may annotate them.
-    project, evaluated = _evaluate(rules, root, artifacts, docs, clock, options.jobs)
+    project, evaluated = _evaluate(rules, root, artifacts, docs, clock, options)
     evaluated.parse_problems = parse_problems
     if fresh != packed:
         store.store_documents(fresh)

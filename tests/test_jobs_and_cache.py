@@ -9,6 +9,7 @@ ever being unpickled.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pickle
 import subprocess
@@ -155,7 +156,7 @@ def test_rules_shared_out_among_processes_give_the_same_result(
     real = engine._evaluate_forked
 
     def counted(*args: Any) -> Any:
-        calls.append(args[-1])
+        calls.append(args[3])  # jobs
         shared = real(*args)
         assert shared is not None  # evaluated in processes, not fallen back
         return shared
@@ -244,6 +245,32 @@ def test_cold_warm_and_uncached_scans_are_equal(tmp_path: Path) -> None:
     _assert_same(plain, cold)
     _assert_same(plain, warm)
     assert any(f.suppressed for f in warm.findings)  # the ignore comments were honoured
+
+
+def test_leaving_out_evidence_changes_nothing_else(
+    monorepo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = _scan(monorepo, jobs=1)
+    assert full.evidence and full.findings
+    lean = _scan(monorepo, jobs=1, evidence=False)
+    assert lean.evidence == []
+    assert lean.findings == full.findings
+    assert lean.problems == full.problems
+    monkeypatch.setattr(scan_module, "RULES_POOL_MIN_FILES", 0)  # shared among processes too
+    shared = _scan(monorepo, jobs=2, evidence=False)
+    assert shared.evidence == []
+    assert shared.findings == full.findings
+
+
+def test_results_cached_without_evidence_do_not_answer_the_checklist(tmp_path: Path) -> None:
+    root = _small_repo(tmp_path / "repo")
+    first = _cli("checklist", str(root), "--format", "json")
+    assert any(item["evidence"] for item in json.loads(first[1])["items"])
+    cache.clear(str(root))
+    code, _ = _cli(str(root), "--fail-on", "never")  # the scan caches its results, lean
+    assert code == 0
+    assert (root / cache.CACHE_DIRNAME / "results.bin").is_file()
+    assert _cli("checklist", str(root), "--format", "json") == first
 
 
 def test_a_warm_scan_parses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

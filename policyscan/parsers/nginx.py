@@ -78,6 +78,8 @@ def _convert(
 
 def _too_deep(text: str) -> int | None:
     """Line where braces nest deeper than MAX_DEPTH: crossplane recurses once per level."""
+    if text.count("{") <= MAX_DEPTH:
+        return None  # too few braces to nest that deep: no need to walk the text in Python
     depth = 0
     line = 1
     for char in text:

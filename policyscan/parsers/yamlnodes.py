@@ -37,13 +37,31 @@ class _TooBig(Exception):
 
 
 def _span(node: yaml.Node) -> Span:
+    # Equal spans recur across files and within them: one shared object per position is far
+    # cheaper than building a frozen dataclass for every node. Spans are immutable, so sharing
+    # one is invisible.
     start, end = node.start_mark, node.end_mark
-    return Span(start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+    key = (start.line, start.column, end.line, end.column)
+    span = _SPANS.get(key)
+    if span is None:
+        span = Span(start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+        if len(_SPANS) >= _SPAN_CACHE_SIZE:
+            _SPANS.clear()  # bounded: a scan of huge files must not keep every position
+        _SPANS[key] = span
+    return span
+
+
+_SPANS: dict[tuple[int, int, int, int], Span] = {}
+_SPAN_CACHE_SIZE = 1 << 16
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 def _scalar(node: yaml.ScalarNode) -> Scalar:
     tag: str = node.tag
     text: str = node.value
+    if tag == _STR:  # most scalars: nothing to resolve
+        return text
     try:
         if tag == "tag:yaml.org,2002:bool":
             return _BOOL.get(text.lower(), text)
@@ -80,29 +98,46 @@ class _Converter:
         if depth > MAX_DEPTH:
             raise _TooBig(f"nesting deeper than {MAX_DEPTH} levels")
         span = _span(node)
+        path = self.path
         if isinstance(node, yaml.ScalarNode):
-            return Value(_scalar(node), self.path, span, text=node.value)
+            return Value(_scalar(node), path, span, text=node.value)
+        # Most children are scalars: those are converted in the loops below, as convert() would
+        # (counted the same), without a call each. Only one that would pass a limit goes through
+        # convert(), which raises.
+        deeper = depth + 1
+        leaf_ok = deeper <= MAX_DEPTH
         if isinstance(node, yaml.SequenceNode):
-            return Value([self.convert(item, depth + 1) for item in node.value], self.path, span)
+            items = []
+            for item in node.value:
+                if leaf_ok and isinstance(item, yaml.ScalarNode) and self.count < MAX_NODES:
+                    self.count += 1
+                    items.append(Value(_scalar(item), path, _span(item), text=item.value))
+                else:
+                    items.append(self.convert(item, deeper))
+            return Value(items, path, span)
         entries: dict[str, Value] = {}
         merged: dict[str, Value] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
+            if key_node.tag == _MERGE:
                 sources = (
                     value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
                 )
                 for source in sources:
                     if isinstance(source, yaml.MappingNode):
-                        for k, v in self.convert(source, depth + 1).items():
+                        for k, v in self.convert(source, deeper).items():
                             merged.setdefault(k, v)
                 continue
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(_span(key_node))
-            value = self.convert(value_node, depth + 1)
+            if leaf_ok and isinstance(value_node, yaml.ScalarNode) and self.count < MAX_NODES:
+                self.count += 1
+                value = Value(_scalar(value_node), path, _span(value_node), text=value_node.value)
+            else:
+                value = self.convert(value_node, deeper)
             value.key_span = _span(key_node)
             entries[key] = value
         for key, value in merged.items():
             entries.setdefault(key, value)
-        return Value(entries, self.path, span)
+        return Value(entries, path, span)
 
 
 def load(path: str, text: str) -> tuple[Value | None, list[Problem]]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from policyscan.errors import PolicyError
 from policyscan.model import Related, Value
-from policyscan.policy.operators import LIST_OPERATORS, OPERATORS, REGEX_OPERATORS
+from policyscan.policy.operators import LIST_OPERATORS, OPERATORS, REGEX_OPERATORS, scalar_text
 
 if TYPE_CHECKING:
     from policyscan.project import Project, Subject
@@ -86,6 +86,47 @@ def compile_condition(node: Any, where: str, predicates: Mapping[str, Predicate]
             raise PolicyError(f"{where} -> value: operator {op_name!r} takes a list")
         return _attr(str(node["attr"]), OPERATORS[op_name], arg)
     raise PolicyError(f"{where}: expected one of all, any, not, attr, some, every, none, predicate")
+
+
+# A subject a rule can only select when the attribute's text is one of these (lower case).
+Selector = tuple[str, frozenset[str]]
+
+
+def selector(node: Any) -> Selector | None:
+    """What a ``where`` demands of one attribute, read off the condition's source: an
+    ``equals``/``in`` test against strings, alone, as one part of an ``all``, or in every
+    branch of an ``any`` (the union of the branches' values). The engine then
+    looks up the subjects with that attribute in an index instead of judging every subject of
+    the scope (a Terraform rule about one resource type would otherwise run on every resource
+    of the project). It only narrows: the whole condition is still judged on what it finds, so
+    it must keep every subject the condition could select: ``equals`` and ``in`` with string
+    arguments are True only for a known value whose text, lowered, is one of them."""
+    if not isinstance(node, dict):
+        return None
+    if "attr" in node and node.get("op") in ("equals", "in"):
+        arg = node.get("value")
+        values = arg if node["op"] == "in" else [arg]
+        if isinstance(values, list) and all(isinstance(v, str) for v in values):
+            return str(node["attr"]), frozenset(v.lower() for v in values)
+        return None
+    for part in node.get("all") or ():
+        found = selector(part)
+        if found is not None:
+            return found
+    branches = [selector(part) for part in node.get("any") or ()]
+    if not branches or any(b is None for b in branches):
+        return None
+    attrs = {b[0] for b in branches if b is not None}
+    if len(attrs) != 1:
+        return None
+    return attrs.pop(), frozenset().union(*(b[1] for b in branches if b is not None))
+
+
+def selector_key(value: Value | None) -> str | None:
+    """A subject's entry in a selector's index: the text ``equals`` would compare."""
+    if value is None or not value.known:
+        return None
+    return (scalar_text(value) or "").lower()
 
 
 def _all(parts: list[Condition]) -> Condition:

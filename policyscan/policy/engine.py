@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from policyscan.model import Evidence, Finding, Location, Problem, Value
-from policyscan.policy.conditions import Outcome
+from policyscan.policy.conditions import Outcome, selector_key
 from policyscan.policy.loader import Rule
 
 if TYPE_CHECKING:
@@ -117,32 +117,36 @@ def evaluate(
     only: frozenset[str] | None = None,
     timings: dict[str, float] | None = None,
     jobs: int = 1,
+    with_evidence: bool = True,
 ) -> tuple[list[Finding], list[Evidence], list[Problem]]:
     """``timings``, when given, gets the seconds spent building subjects ("project") and in
     each rule ("rule ID"): benchmarks/bench.py shows the costliest. ``jobs`` > 1 shares the
     subjects out among that many forked processes (see _evaluate_forked); the result is the
-    same."""
+    same. ``with_evidence=False`` leaves out the evidence of checks that passed or could not
+    be decided (only the checklist report shows it: a scan of a large tree makes over a
+    hundred thousand)."""
     if jobs > 1:
-        shared = _evaluate_forked(rules, project, only, jobs)
+        shared = _evaluate_forked(rules, project, only, jobs, with_evidence)
         if shared is not None:
             return shared
     findings: list[Finding] = []
     evidence: list[Evidence] = []
+    kept = evidence if with_evidence else None
     problems: list[Problem] = []
     for rule in rules:
         started = time.perf_counter() if timings is not None else 0.0
-        subjects = project.subjects(rule.scope)
+        project.subjects(rule.scope)
         if timings is not None:
             built = time.perf_counter()
             timings["project"] = timings.get("project", 0.0) + built - started
             started = built
-        for subject in subjects:
+        for _, subject in _candidates(rule, project):
             if not _applies(rule, subject):
                 continue
             if only is not None and subject.path not in only:
                 continue
             try:
-                _evaluate_one(rule, subject, project, findings, evidence)
+                _evaluate_one(rule, subject, project, findings, kept)
             except Exception as exc:
                 problems.append(_rule_error(rule, subject, exc))
         if timings is not None:
@@ -157,15 +161,19 @@ def evaluate(
 _Tag = tuple[int, int, int]
 _Tagged = tuple[list[tuple[_Tag, Finding]], list[tuple[_Tag, Evidence]], list[tuple[_Tag, Problem]]]
 # What forked workers evaluate: set just before forking them, inherited, never pickled.
-_FORKED: tuple[Sequence[Rule], Project, frozenset[str] | None, int] | None = None
+_FORKED: tuple[Sequence[Rule], Project, frozenset[str] | None, int, bool] | None = None
 
 
 def _evaluate_forked(
-    rules: Sequence[Rule], project: Project, only: frozenset[str] | None, jobs: int
+    rules: Sequence[Rule],
+    project: Project,
+    only: frozenset[str] | None,
+    jobs: int,
+    with_evidence: bool = True,
 ) -> tuple[list[Finding], list[Evidence], list[Problem]] | None:
-    """Evaluate in ``jobs`` forked processes, each taking every ``jobs``-th subject of every
-    rule; None where that cannot be done (no fork, a worker lost), and the caller evaluates
-    here.
+    """Evaluate in ``jobs`` processes, this one and ``jobs - 1`` forked ones, each taking every
+    ``jobs``-th subject of every rule; None where that cannot be done (no fork, a worker lost),
+    and the caller evaluates here.
 
     Each worker walks all the rules in order and builds the same subjects as one process would
     (subjects are built in rule order, and building them is where the project view annotates
@@ -183,19 +191,22 @@ def _evaluate_forked(
 
     if not can_fork():
         return None
-    _FORKED = (rules, project, only, jobs)
+    _FORKED = (rules, project, only, jobs, with_evidence)
     try:
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            parts = [loads(blob) for blob in pool.map(_evaluate_part, range(jobs))]
+        with ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context) as pool:
+            # Forked now, before this process builds anything of the view: each process
+            # builds the same view, in the same order, in parallel.
+            shared = pool.map(_evaluate_part, range(1, jobs))
+            mine = _evaluate_share(0)
+            parts = [mine, *(loads(blob) for blob in shared)]
     except (BrokenProcessPool, OSError):
         return None
     finally:
         _FORKED = None
     views = [view for _, view in parts]
     if any(view != views[0] for view in views):
-        return None  # the project view differed between workers: trust one process instead
-    project.problems.extend(views[0])
+        return None  # the project view differed between processes: trust one process instead
     tagged: list[_Tagged] = [part for part, _ in parts]
     findings = [f for _, f in heapq.merge(*(t[0] for t in tagged), key=_tag)]
     evidence = [e for _, e in heapq.merge(*(t[1] for t in tagged), key=_tag)]
@@ -208,34 +219,61 @@ def _tag(item: tuple[_Tag, object]) -> _Tag:
 
 
 def _evaluate_part(part: int) -> bytes:
-    """In a worker: this worker's share of the subjects, tagged; and the project's problems."""
+    """In a worker: _evaluate_share, pickled."""
     import gc
 
     from policyscan.cache import dumps
 
     gc.disable()  # as in scan: nothing cyclic to collect in a worker's lifetime
+    return dumps(_evaluate_share(part))
+
+
+def _evaluate_share(part: int) -> tuple[_Tagged, list[Problem]]:
+    """Share ``part`` of the subjects, tagged; and the problems the project view found."""
     assert _FORKED is not None
-    rules, project, only, parts = _FORKED
+    rules, project, only, parts, with_evidence = _FORKED
     findings: list[tuple[_Tag, Finding]] = []
     evidence: list[tuple[_Tag, Evidence]] = []
     problems: list[tuple[_Tag, Problem]] = []
     for r_index, rule in enumerate(rules):
-        for s_index, subject in enumerate(project.subjects(rule.scope)):
-            if s_index % parts != part or not _applies(rule, subject):
+        for n, (s_index, subject) in enumerate(_candidates(rule, project)):
+            if n % parts != part or not _applies(rule, subject):
                 continue
             if only is not None and subject.path not in only:
                 continue
             made_f: list[Finding] = []
             made_e: list[Evidence] = []
             try:
-                _evaluate_one(rule, subject, project, made_f, made_e)
+                _evaluate_one(rule, subject, project, made_f, made_e if with_evidence else None)
             except Exception as exc:
                 problems.append(((r_index, s_index, 0), _rule_error(rule, subject, exc)))
                 continue
             findings.extend(((r_index, s_index, i), f) for i, f in enumerate(made_f))
             evidence.extend(((r_index, s_index, i), e) for i, e in enumerate(made_e))
     tagged: _Tagged = (findings, evidence, problems)
-    return dumps((tagged, list(project.problems)))
+    return tagged, list(project.problems)
+
+
+def _candidates(rule: Rule, project: Project) -> Iterable[tuple[int, Subject]]:
+    """The subjects of the rule's scope that its ``where`` could select, in scope order, with
+    their place in the scope. A rule with a selector (conditions.selector) finds them in an
+    index of the scope by that attribute, built once per project."""
+    subjects = project.subjects(rule.scope)
+    if rule.selects is None:
+        return enumerate(subjects)
+    attr, wanted = rule.selects
+
+    def build() -> dict[str, list[int]]:
+        index: dict[str, list[int]] = {}
+        for i, subject in enumerate(subjects):
+            key = selector_key(subject.facts.lookup(attr))
+            if key is not None:
+                index.setdefault(key, []).append(i)
+        return index
+
+    index = project.memo(("selector", rule.scope, attr), build)
+    found = sorted(i for key in wanted for i in index.get(key, ()))
+    return ((i, subjects[i]) for i in found)
 
 
 def _rule_error(rule: Rule, subject: Subject, exc: Exception) -> Problem:
@@ -256,17 +294,19 @@ def _evaluate_one(
     subject: Subject,
     project: Project,
     findings: list[Finding],
-    evidence: list[Evidence],
+    evidence: list[Evidence] | None,
 ) -> None:
+    """Judge one subject: a finding, or (when ``evidence`` is a list) the evidence."""
     if rule.where is not None:
         selected = rule.where(subject.facts, subject, project)
         if selected.result is not True:
             return
     outcome = rule.check(subject.facts, subject, project)
-    location = Location(subject.path, subject.span)
     if outcome.result is False:
         if outcome.blame is not None and outcome.blame.path and outcome.attr:
             location = outcome.blame.location
+        else:
+            location = Location(subject.path, subject.span)
         findings.append(
             Finding(
                 rule.id,
@@ -281,6 +321,9 @@ def _evaluate_one(
             )
         )
         return
+    if evidence is None:
+        return
+    location = Location(subject.path, subject.span)
     status = "met" if outcome.result else "unknown"
     note = outcome.details.get("evidence", "") if outcome.details else ""
     if outcome.result is None and outcome.blame is not None:

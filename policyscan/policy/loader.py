@@ -29,7 +29,7 @@ from policyscan import __version__
 from policyscan.cache import user_cache_dir
 from policyscan.errors import PolicyError
 from policyscan.model import Environment, Kind, Severity
-from policyscan.policy.conditions import Condition, compile_condition
+from policyscan.policy.conditions import Condition, Selector, compile_condition, selector
 from policyscan.policy.predicates import PREDICATES
 from policyscan.scopes import SCOPES
 
@@ -81,6 +81,7 @@ class Rule:
     spec: PolicySpec
     source: str
     builtin: bool
+    selects: Selector | None = None  # from ``where``: the engine's index lookup (conditions)
 
     @property
     def model(self) -> PolicyModel:
@@ -245,6 +246,7 @@ def load_policy_file(
         spec,
         label,
         builtin,
+        selector(where_node),
     )
 
 

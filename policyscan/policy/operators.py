@@ -25,7 +25,7 @@ def regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
-def _text(value: Value) -> str | None:
+def scalar_text(value: Value) -> str | None:
     """The scalar as written: YAML's ``yes`` stays ``yes``, a number keeps its spelling."""
     data = value.data
     if isinstance(data, str):
@@ -74,10 +74,10 @@ def _absent(value: Value | None, arg: Any) -> bool | None:
 
 def _equals(value: Value, arg: Any) -> bool:
     if isinstance(arg, bool):
-        return value.data is arg or (_text(value) or "").lower() == str(arg).lower()
+        return value.data is arg or (scalar_text(value) or "").lower() == str(arg).lower()
     if isinstance(arg, int | float):
         return _number(value) == float(arg)
-    return (_text(value) or "").lower() == str(arg).lower()
+    return (scalar_text(value) or "").lower() == str(arg).lower()
 
 
 def _in(value: Value, arg: Any) -> bool:
@@ -85,7 +85,7 @@ def _in(value: Value, arg: Any) -> bool:
 
 
 def _matches(value: Value, arg: Any) -> bool:
-    text = _text(value)
+    text = scalar_text(value)
     return text is not None and regex(str(arg)).search(text) is not None
 
 
@@ -100,14 +100,14 @@ def _compare(cmp: Callable[[float, float], bool]) -> Operator:
 def _truthy(value: Value, _arg: Any) -> bool:
     if isinstance(value.data, bool):
         return value.data
-    text = _text(value)
+    text = scalar_text(value)
     return text is not None and text.strip().lower() in TRUTHY
 
 
 def _falsy(value: Value, _arg: Any) -> bool:
     if isinstance(value.data, bool):
         return not value.data
-    text = _text(value)
+    text = scalar_text(value)
     return text is None or text.strip().lower() in FALSY
 
 
@@ -116,14 +116,14 @@ def _contains(value: Value, arg: Any) -> bool:
         return any(_equals(item, arg) for item in value.data)
     if isinstance(value.data, dict):
         return str(arg) in value.data
-    text = _text(value)
+    text = scalar_text(value)
     return text is not None and str(arg).lower() in text.lower()
 
 
 def _length_gte(value: Value, arg: Any) -> bool:
     if isinstance(value.data, list | dict):
         return len(value.data) >= int(arg)
-    return len(_text(value) or "") >= int(arg)
+    return len(scalar_text(value) or "") >= int(arg)
 
 
 def _is_world_cidr(value: Value, _arg: Any) -> bool:
@@ -136,7 +136,7 @@ def _is_world_cidr(value: Value, _arg: Any) -> bool:
 
 
 def _is_public_ip(value: Value, _arg: Any) -> bool | None:
-    text = _text(value)
+    text = scalar_text(value)
     if not text:
         return False
     try:

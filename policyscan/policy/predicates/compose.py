@@ -9,6 +9,7 @@ another) gives None, never a finding.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import posixpath
 import re
@@ -117,6 +118,8 @@ class ImageRef:
         return self.repository.split("/", 1)[0] if "/" in self.repository else ""
 
 
+# Cached: every image rule of every service parses the same few hundred references again.
+@functools.lru_cache(maxsize=4096)
 def parse_image(text: str) -> ImageRef:
     ref = text.strip()
     digest = None
@@ -234,6 +237,12 @@ class Command:
 
 def split_words(text: str) -> list[str]:
     """Shell words; a ``sh -c "..."`` script is split again, so its words count too."""
+    return list(_split_words(text))  # a fresh list: callers may change theirs
+
+
+# Cached: shlex is slow, and several rules split the same commands of every service.
+@functools.lru_cache(maxsize=4096)
+def _split_words(text: str) -> tuple[str, ...]:
     try:
         words = shlex.split(text, comments=False, posix=True)
     except ValueError:
@@ -241,10 +250,10 @@ def split_words(text: str) -> list[str]:
     out: list[str] = []
     for word in words:
         if any(ch.isspace() for ch in word) and len(out) >= 1 and out[-1] in ("-c", "-lc", "-ec"):
-            out.extend(split_words(word))
+            out.extend(_split_words(word))
         else:
             out.append(word)
-    return out
+    return tuple(out)
 
 
 def command_of(svc: Value, key: str = "command") -> Command | None:
@@ -287,6 +296,17 @@ def full_command(svc: Value) -> Command | None:
         entry.known and command.known,
         entry.literal and command.literal,
     )
+
+
+def _full_command(project: Project, svc: Value) -> Command | None:
+    """``full_command(svc)``, once per service: several rules read every service's command.
+    The memo holds ``svc`` itself, so its id cannot be reused while the entry lives; callers
+    only read the Command."""
+    commands: dict[int, tuple[Value, Command | None]] = project.memo("compose_full_command", dict)
+    found = commands.get(id(svc))
+    if found is None or found[0] is not svc:
+        found = commands[id(svc)] = (svc, full_command(svc))
+    return found[1]
 
 
 # ----------------------------------------------------------------------------- environment
@@ -491,8 +511,14 @@ def long_running(
     if found is None:
         return UNKNOWN
     view, name = found
+    # Per service, not per call: several rules ask, and each answer splits the command.
+    # Keyed by the view's id: the project keeps every view alive, so no id is reused.
     svc = view.services[name]
-    return Outcome(is_long_running(view, name, svc))
+    answers: dict[tuple[int, str], bool | None] = project.memo("compose_long_running", dict)
+    key = (id(view), name)
+    if key not in answers:
+        answers[key] = is_long_running(view, name, svc)
+    return Outcome(answers[key])
 
 
 def image_is(value: Value, subject: Subject, project: Project, args: Mapping[str, Any]) -> Outcome:
@@ -503,10 +529,19 @@ def image_is(value: Value, subject: Subject, project: Project, args: Mapping[str
         return UNKNOWN
     view, name = found
     svc = view.services[name]
-    ref, known = _image(svc)
-    if ref is None and not known:
+    # Per service, not per call: most service rules ask, and a built service's family means
+    # reading its Dockerfile's stages. The project keeps every view alive (ids not reused).
+    families: dict[tuple[int, str], tuple[bool, str | None]] = project.memo(
+        "compose_service_family", dict
+    )
+    key = (id(view), name)
+    if key not in families:
+        ref, known = _image(svc)
+        unknown = ref is None and not known
+        families[key] = (unknown, None if unknown else _service_family(svc, project, view))
+    unknown, family = families[key]
+    if unknown:
         return UNKNOWN
-    family = _service_family(svc, project, view)
     return Outcome(family in set(args.get("families", ())))
 
 
@@ -1134,7 +1169,7 @@ def no_dev_server(
     value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
 ) -> Outcome:
     """The service's command/entrypoint does not start a development server."""
-    cmd = full_command(value)
+    cmd = _full_command(project, value)
     if cmd is None:
         return TRUE
     for pattern, label in _DEV_SERVERS:
@@ -1149,7 +1184,7 @@ def no_debug_flag(
     value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
 ) -> Outcome:
     """The service's command/entrypoint does not pass ``--debug``."""
-    cmd = full_command(value)
+    cmd = _full_command(project, value)
     if cmd is None:
         return TRUE
     match = _DEBUG_FLAG.search(cmd.text)
@@ -1182,7 +1217,7 @@ def uvicorn_workers(
         return UNKNOWN
     view, name = found
     svc = view.services[name]
-    cmd = full_command(svc)
+    cmd = _full_command(project, svc)
     if cmd is None:
         return TRUE
     match = _UVICORN.search(cmd.text) or _FASTAPI_RUN.search(cmd.text)
@@ -1261,7 +1296,7 @@ def redis_config(project: Project, view: ComposeView, svc: Value) -> RedisConfig
     bitnami = ref is not None and ref.vendor == "bitnami"
     stack = ref is not None and ref.last.startswith("redis-stack")
     env, _complete = service_env(project, view, svc)
-    cmd = full_command(svc)
+    cmd = _full_command(project, svc)
     words: list[str] | None = None
     literal = True
     if cmd is not None:
@@ -1552,7 +1587,7 @@ def _database_command(project: Project, view: ComposeView, svc: Value) -> tuple[
     _, known = _image(svc)
     if not known or svc.get("build") is not None:
         return None
-    cmd = full_command(svc)
+    cmd = _full_command(project, svc)
     # As the container gets it: quotes removed, ``sh -c`` scripts split.
     text = " ".join(cmd.argv()) if cmd is not None else ""
     volumes = svc.get("volumes")
@@ -1589,20 +1624,17 @@ def _setting(text: str, name: str) -> str | None:
 def _env_mentions(project: Project, needle: re.Pattern[str]) -> Related | None:
     """An env entry (any env file or compose environment) naming or containing ``needle``.
     Computed once per project and pattern: every database service asks the same question."""
-    key = f"__compose_env_mentions__{needle.pattern}"
-    cached = project._cache.get(key)
-    if cached is not None:
-        return cached[0] if cached else None  # type: ignore[return-value]
-    found: Related | None = None
-    for other in project.subjects("variable"):
-        name = other.facts.get("name")
-        val = other.facts.get("value")
-        texts = [name.as_str() if name else None, val.as_str() if val and val.known else None]
-        if any(t and needle.search(t) for t in texts):
-            found = Related(other.facts.location if val is None else val.location, "set here")
-            break
-    project._cache[key] = [found] if found is not None else []  # type: ignore[list-item]
-    return found
+
+    def build() -> Related | None:
+        for other in project.subjects("variable"):
+            name = other.facts.get("name")
+            val = other.facts.get("value")
+            texts = [name.as_str() if name else None, val.as_str() if val and val.known else None]
+            if any(t and needle.search(t) for t in texts):
+                return Related(other.facts.location if val is None else val.location, "set here")
+        return None
+
+    return project.memo(("compose_env_mentions", needle.pattern), build)
 
 
 _CLIENT_TIMEOUT = re.compile(r"statement[_-]?timeout|query[_-]?timeout", re.IGNORECASE)
@@ -1735,12 +1767,9 @@ def backup_anywhere(
     database asking, and a monorepo has hundreds of them (it scans every service each time)."""
     from policyscan.policy.predicates.core import backup_in_project
 
-    key = "__compose_backup_anywhere__"
-    cached = project._cache.get(key)
-    if cached is None:
-        cached = [backup_in_project(value, subject, project, args)]  # type: ignore[list-item]
-        project._cache[key] = cached
-    return cached[0]  # type: ignore[return-value]
+    return project.memo(
+        "compose_backup_anywhere", lambda: backup_in_project(value, subject, project, args)
+    )
 
 
 def _production_views(project: Project) -> Iterator[ComposeView]:

@@ -71,23 +71,23 @@ def _username_for(subject: Subject, project: Project) -> str | None:
 
 
 def _usernames(project: Project) -> dict[tuple[str, str | None], str | None]:
-    cached = project._cache.get("__usernames__")
-    if cached is not None:
-        return cached[0]  # type: ignore[return-value]
-    index: dict[tuple[str, str | None], str | None] = {}
-    for other in project.subjects("variable"):
-        name = other.facts.lookup("name")
-        if name is None or name.as_str() not in _USER_KEYS:
-            continue
-        value = other.facts.lookup("value")
-        user = value.as_str() if value is not None and value.literal else None
-        service = other.facts.get("service")
-        key = (other.path, service.as_str() if service is not None else None)
-        index.setdefault(key, user)
-        # An env file's user also stands beside every password of that file.
-        index.setdefault((other.path, None), user)
-    project._cache["__usernames__"] = [index]  # type: ignore[list-item]
-    return index
+
+    def build() -> dict[tuple[str, str | None], str | None]:
+        index: dict[tuple[str, str | None], str | None] = {}
+        for other in project.subjects("variable"):
+            name = other.facts.lookup("name")
+            if name is None or name.as_str() not in _USER_KEYS:
+                continue
+            value = other.facts.lookup("value")
+            user = value.as_str() if value is not None and value.literal else None
+            service = other.facts.get("service")
+            key = (other.path, service.as_str() if service is not None else None)
+            index.setdefault(key, user)
+            # An env file's user also stands beside every password of that file.
+            index.setdefault((other.path, None), user)
+        return index
+
+    return project.memo("usernames", build)
 
 
 def secret_reused(
@@ -126,10 +126,9 @@ def _name_of(subject: Subject) -> str | None:
 
 
 def _reuse_groups(project: Project) -> dict[str, list[Subject]]:
-    cached = project._cache.get("__reuse__")
-    if cached is None:
-        from policyscan.secretstrength import classify_name
+    from policyscan.secretstrength import classify_name
 
+    def build() -> dict[str, list[Subject]]:
         groups: dict[str, list[Subject]] = {}
         for s in project.subjects("variable"):
             if s.template:
@@ -140,9 +139,9 @@ def _reuse_groups(project: Project) -> dict[str, list[Subject]]:
             text = val.as_str()
             if text and len(text) >= 4 and classify_name(name.as_str() or "") is not None:
                 groups.setdefault(text, []).append(s)
-        project._cache["__reuse__"] = [groups]  # type: ignore[list-item]
         return groups
-    return cached[0]  # type: ignore[return-value]
+
+    return project.memo("reuse", build)
 
 
 _BACKUP_IMAGE = re.compile(

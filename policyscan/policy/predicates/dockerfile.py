@@ -157,8 +157,16 @@ class _Builder:
 
 
 def compose_builders(project: Project, dockerfile: str) -> list[_Builder]:
-    out: list[_Builder] = []
-    seen: set[tuple[str, str]] = set()
+    """The non-development compose services built from this Dockerfile (indexed once per
+    project: every Dockerfile asks)."""
+    return project.memo("compose_builders", lambda: _builders_by_dockerfile(project)).get(
+        dockerfile, []
+    )
+
+
+def _builders_by_dockerfile(project: Project) -> dict[str, list[_Builder]]:
+    out: dict[str, list[_Builder]] = {}
+    seen: set[tuple[str, str, str]] = set()
     for view in project.compose_views:
         if view.environment is Environment.DEVELOPMENT:
             continue
@@ -179,9 +187,9 @@ def compose_builders(project: Project, dockerfile: str) -> list[_Builder]:
             if not context or "://" in context or posixpath.isabs(file) or posixpath.isabs(context):
                 continue
             path = posixpath.normpath(posixpath.join(view.directory or ".", context, file))
-            if path == dockerfile and (view.directory, name) not in seen:
-                seen.add((view.directory, name))
-                out.append(_Builder(name, svc))
+            if (path, view.directory, name) not in seen:
+                seen.add((path, view.directory, name))
+                out.setdefault(path, []).append(_Builder(name, svc))
     return out
 
 

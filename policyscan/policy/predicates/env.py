@@ -23,7 +23,7 @@ from policyscan.policy.conditions import TRUE, UNKNOWN, Outcome, Predicate
 
 if TYPE_CHECKING:
     from policyscan.parsers.dockerfile import DockerfileDocument, Stage
-    from policyscan.parsers.env import EnvDocument
+    from policyscan.parsers.env import EnvDocument, EnvEntry
     from policyscan.project import ComposeView, Project, Subject
 
 _MAX_VALUE = 8192  # longer values are certificates or blobs, not URLs or settings
@@ -251,8 +251,8 @@ def _compose_service(subject: Subject, project: Project) -> tuple[ComposeView, V
         return None
     # Indexed once per project by the environment value's identity: asked for every compose
     # variable, a walk over every view each time made large trees quadratic.
-    store: dict[str, Any] = project._cache
-    if "__env_owner__" not in store:
+
+    def build() -> dict[int, tuple[ComposeView, Value]]:
         owners: dict[int, tuple[ComposeView, Value]] = {}
         for view in project.compose_views:
             for svc in view.services.values():
@@ -260,9 +260,9 @@ def _compose_service(subject: Subject, project: Project) -> tuple[ComposeView, V
                 if env is not None and isinstance(env.data, dict):
                     for v in env.data.values():
                         owners.setdefault(id(v), (view, svc))
-        store["__env_owner__"] = owners
-    found: tuple[ComposeView, Value] | None = store["__env_owner__"].get(id(subject.node))
-    return found
+        return owners
+
+    return project.memo("env_owner", build).get(id(subject.node))
 
 
 def _shares_host_network(subject: Subject, project: Project) -> bool:
@@ -577,14 +577,26 @@ def compose_literal_secret(
 def _env_docs_by_dir(project: Project) -> dict[str, list[EnvDocument]]:
     """Env documents by directory, built once per project: the template and interpolation
     checks ask for every key of every file, and a monorepo has thousands of env files."""
-    cached = project._cache.get("__env_docs_by_dir__")
-    if cached is not None:
-        return cached[0]  # type: ignore[return-value]
-    by_dir: dict[str, list[EnvDocument]] = {}
-    for doc in project.docs(Kind.ENV):
-        by_dir.setdefault(posixpath.dirname(doc.artifact.path), []).append(doc)
-    project._cache["__env_docs_by_dir__"] = [by_dir]  # type: ignore[list-item]
-    return by_dir
+
+    def build() -> dict[str, list[EnvDocument]]:
+        by_dir: dict[str, list[EnvDocument]] = {}
+        for doc in project.docs(Kind.ENV):
+            by_dir.setdefault(posixpath.dirname(doc.artifact.path), []).append(doc)
+        return by_dir
+
+    return project.memo("env_docs_by_dir", build)
+
+
+def _entry(project: Project, doc: EnvDocument, name: str) -> EnvEntry | None:
+    """``doc.get(name)`` from an index built once per file: ``get`` scans every entry, and it
+    is asked for every key of every template beside the file. By the document's id: the
+    project holds every document, so no id is reused."""
+    indexes: dict[int, dict[str, EnvEntry]] = project.memo("env_entries", dict)
+    index = indexes.get(id(doc))
+    if index is None:
+        # Later entries overwrite earlier ones: the last assignment wins, as in doc.get.
+        index = indexes[id(doc)] = {e.name: e for e in doc.entries}
+    return index.get(name)
 
 
 def _deployed_env_files(project: Project, template_path: str) -> list[EnvDocument]:
@@ -613,15 +625,27 @@ def has_deployed_env(
 
 
 def _set_in_compose(project: Project, directory: str, name: str) -> bool:
-    for view in project.compose_views:
-        if view.directory != directory or view.environment is Environment.DEVELOPMENT:
-            continue
+    for view in _deployed_views_by_dir(project).get(directory, ()):
         for svc in view.services.values():
             env = svc.get("environment")
             entry = env.get(name) if env is not None else None
             if entry is not None and (not entry.known or entry.data is None or entry.as_str()):
                 return True
     return False
+
+
+def _deployed_views_by_dir(project: Project) -> dict[str, list[ComposeView]]:
+    """Non-development compose views by directory, in project order: asked per template key,
+    a pass over every view made a monorepo quadratic."""
+
+    def build() -> dict[str, list[ComposeView]]:
+        views: dict[str, list[ComposeView]] = {}
+        for view in project.compose_views:
+            if view.environment is not Environment.DEVELOPMENT:
+                views.setdefault(view.directory, []).append(view)
+        return views
+
+    return project.memo("env_deployed_views_by_dir", build)
 
 
 def template_key_set(
@@ -640,7 +664,7 @@ def template_key_set(
     targets = _deployed_env_files(project, subject.path)
     checked: list[str] = []
     for doc in targets:
-        entry = doc.get(name)
+        entry = _entry(project, doc, name)
         target_name = posixpath.basename(doc.artifact.path)
         if entry is None:
             if has_default or _set_in_compose(project, posixpath.dirname(subject.path), name):
@@ -721,7 +745,7 @@ def compose_variable_defined(
                 "evidence": f"no env file beside {view.name}: ${{{name}}} must come from the shell"
             },
         )
-    if any(doc.get(name) is not None for doc in files):
+    if any(_entry(project, doc, name) is not None for doc in files):
         return TRUE
     searched = ", ".join(sorted(posixpath.basename(d.artifact.path) for d in files)[:4])
     return Outcome(
@@ -744,26 +768,17 @@ ERROR_TRACKERS = re.compile(
 def _tracker_variables(project: Project) -> list[Subject]:
     """Error-tracker variables of env files and non-development compose services, found once
     per project (every env file asks)."""
-    cached = project._cache.get("__env_trackers__")
-    if cached is None:
-        cached = [
+    return project.memo(
+        "env_trackers",
+        lambda: [
             other
             for other in project.subjects("variable")
             if not other.template
             and other.kind is not Kind.DOCKERFILE
             and other.environment is not Environment.DEVELOPMENT
             and ERROR_TRACKERS.search(_fact_str(other.facts, "name") or "")
-        ]
-        project._cache["__env_trackers__"] = cached
-    return cached
-
-
-def _related_dirs(a: str, b: str) -> bool:
-    """Same directory, or one inside the other: a root compose file configures the services
-    whose env files sit below it, while sibling services of a monorepo are unrelated."""
-    if a == b or not a or not b:
-        return True
-    return a.startswith(b + "/") or b.startswith(a + "/")
+        ],
+    )
 
 
 # Keys only an application's own configuration has: a file with none of them configures
@@ -801,12 +816,44 @@ def error_tracking_configured(
     above or below it) names an error tracker (SENTRY_DSN, ROLLBAR_ACCESS_TOKEN,
     NEW_RELIC_LICENSE_KEY, DD_API_KEY, ...). An empty one counts too: PSE014 reports it where
     it is."""
-    directory = posixpath.dirname(subject.path)
-    for other in _tracker_variables(project):
-        if _related_dirs(directory, posixpath.dirname(other.path)):
-            name = _fact_str(other.facts, "name") or ""
-            return Outcome(True, details={"evidence": f"{name} in {other.path}"})
+    other = _first_related_tracker(project, posixpath.dirname(subject.path))
+    if other is not None:
+        name = _fact_str(other.facts, "name") or ""
+        return Outcome(True, details={"evidence": f"{name} in {other.path}"})
     return Outcome(False, details={"searched": "env files and compose environment"})
+
+
+def _first_related_tracker(project: Project, directory: str) -> Subject | None:
+    """The first tracker variable (in _tracker_variables' order) in ``directory``, above it or
+    below it: a root compose file configures the services whose env files sit below it, while
+    sibling services of a monorepo are unrelated. Looked up by the directory's ancestors and in
+    an index of what lies below each directory, built once: a walk over every tracker for every
+    env file was quadratic."""
+    trackers = _tracker_variables(project)
+
+    def build() -> tuple[dict[str, int], dict[str, int]]:
+        first_in: dict[str, int] = {}  # directory -> first tracker there
+        first_below: dict[str, int] = {}  # directory -> first tracker strictly below it
+        for position, other in enumerate(trackers):
+            where = posixpath.dirname(other.path)
+            first_in.setdefault(where, position)
+            while where:
+                where = posixpath.dirname(where)
+                first_below.setdefault(where, position)
+        return first_in, first_below
+
+    first_in, first_below = project.memo("env_trackers_by_dir", build)
+    if not trackers or not directory:
+        return trackers[0] if trackers else None  # the root is related to every directory
+    found = [first_in[directory]] if directory in first_in else []
+    if directory in first_below:
+        found.append(first_below[directory])
+    above = directory
+    while above:  # ancestors, up to the root ("")
+        above = posixpath.dirname(above)
+        if above in first_in:
+            found.append(first_in[above])
+    return trackers[min(found)] if found else None
 
 
 # ----------------------------------------------------------------------------- pooling, sessions
@@ -860,7 +907,7 @@ def connection_pooling(
         and setting.rsplit(".", 1)[-1].lower() == "nullpool"
     )
     if disabled:
-        pooler = _external_pooler(project)
+        pooler = project.memo("env_external_pooler", lambda: _external_pooler(project))
         if pooler is not None:
             return Outcome(
                 True, details={"evidence": f"{name} off in the application; {pooler} pools"}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from policyscan.model import Kind, Related, Value
 from policyscan.policy.conditions import TRUE, UNKNOWN, Outcome, Predicate
@@ -136,32 +136,38 @@ def _locations_of(project: Project, server: NginxContext) -> list[NginxContext]:
 
 def _index(project: Project) -> tuple[list[NginxContext], dict[int, list[NginxContext]]]:
     """Servers, and locations by server, built once per project: predicates ask per subject."""
-    store: dict[str, Any] = project._cache
-    if "__nginx_index__" not in store:
+
+    def build() -> tuple[list[NginxContext], dict[int, list[NginxContext]]]:
         servers = [c for k, c in project.nginx_contexts if k == "server"]
         locations: dict[int, list[NginxContext]] = {}
         for kind, ctx in project.nginx_contexts:
             if kind == "location":
                 locations.setdefault(id(ancestor(ctx, "server")), []).append(ctx)
-        store["__nginx_index__"] = (servers, locations)
-    index: tuple[list[NginxContext], dict[int, list[NginxContext]]] = store["__nginx_index__"]
-    return index
+        return servers, locations
+
+    return project.memo("nginx_index", build)
 
 
 def main_config_beside(project: Project, path: str) -> bool:
     """Another nginx file with an ``http`` block in this file's directory or the one above: the
     main configuration that probably includes this one at run time (its http settings apply)."""
+
+    def build() -> dict[str, list[str]]:
+        by_dir: dict[str, list[str]] = {}
+        for doc in project.docs(Kind.NGINX):
+            if any(d.name == "http" for d in doc.directives):
+                by_dir.setdefault(posixpath.dirname(doc.artifact.path), []).append(
+                    doc.artifact.path
+                )
+        return by_dir
+
+    with_http = project.memo("nginx_http_files_by_dir", build)
     here = posixpath.dirname(path)
-    places = {here, posixpath.dirname(here)}
-    for doc in project.docs(Kind.NGINX):
-        other = doc.artifact.path
-        if (
-            other != path
-            and posixpath.dirname(other) in places
-            and any(d.name == "http" for d in doc.directives)
-        ):
-            return True
-    return False
+    return any(
+        other != path
+        for place in {here, posixpath.dirname(here)}
+        for other in with_http.get(place, ())
+    )
 
 
 def is_tls(server: Directive) -> bool:
@@ -174,11 +180,8 @@ def is_tls(server: Directive) -> bool:
 def _memo(project: Project, key: str) -> dict[Any, Any]:
     """A per-scan memo kept on the project (rules run once per subject; the answers they share
     are computed once)."""
-    holder = cast("list[Any]", project._cache.setdefault("__nginx_memo__", []))
-    if not holder:
-        holder.append({})
-    memo = cast("dict[str, dict[Any, Any]]", holder[0])
-    return memo.setdefault(key, {})
+    memo: dict[Any, Any] = project.memo(("nginx_memo", key), dict)
+    return memo
 
 
 # ----------------------------------------------------------------------- what a server serves
@@ -271,12 +274,25 @@ def _compute_content(
 # ------------------------------------------------------------------------------- reported once
 
 
-def _declares(server: Directive, names: frozenset[str]) -> bool:
+def _declares(project: Project, server: Directive, names: frozenset[str]) -> bool:
     """The server sets one of ``names`` itself (anywhere inside it), or could through an unread
     include: it is judged on its own, not as one of the http block's inheritors."""
-    if _subtree_opaque(server):
-        return True
-    return any(d.name in names for d in _walk(server))
+    hidden, declared = _subtree(project, server)
+    return hidden or not names.isdisjoint(declared)
+
+
+def _subtree(project: Project, directive: Directive) -> tuple[bool, frozenset[str]]:
+    """Whether the block has an unread include anywhere inside, and the names of the
+    directives it holds: read once per block, since every judged_once rule walks every server
+    (the project keeps each directive alive, so its id is not reused)."""
+    memo = _memo(project, "subtree")
+    found: tuple[bool, frozenset[str]] | None = memo.get(id(directive))
+    if found is None:
+        found = memo[id(directive)] = (
+            _subtree_opaque(directive),
+            frozenset(d.name for d in _walk(directive)),
+        )
+    return found
 
 
 def judged_once(
@@ -300,7 +316,7 @@ def judged_once(
 
     if not eligible(ctx):
         return Outcome(False)
-    if _declares(ctx.directive, names):
+    if _declares(project, ctx.directive, names):
         return Outcome(True)
     http = ancestor(ctx, "http")
     if per != "project" and http is None:
@@ -309,19 +325,17 @@ def judged_once(
         project,
         f"judged_once:{per}:{sorted(names)}:{bool(args.get('tls'))}:{bool(args.get('content'))}",
     )
+    if not memo:
+        # The first undeclaring server of every group, in one pass over the servers: a pass
+        # per http block made a tree of many nginx files quadratic.
+        first: dict[int | None, NginxContext] = {}
+        for s in _servers(project):
+            key = id(ancestor(s, "http")) if per != "project" else None
+            if key not in first and eligible(s) and not _declares(project, s.directive, names):
+                first[key] = s
+        memo["first"] = first
     group = id(http) if per != "project" else None
-    if group not in memo:
-        memo[group] = next(
-            (
-                s
-                for s in _servers(project)
-                if (per == "project" or ancestor(s, "http") is http)
-                and eligible(s)
-                and not _declares(s.directive, names)
-            ),
-            None,
-        )
-    return Outcome(memo[group] is ctx)
+    return Outcome(memo["first"].get(group) is ctx)
 
 
 # ------------------------------------------------------------------------------- TLS
@@ -426,13 +440,11 @@ def plain_http_server(
         memo["dirs"] = {
             posixpath.dirname(s.directive.path) for s in _servers(project) if is_tls(s.directive)
         }
+        memo["parents"] = {posixpath.dirname(d) for d in memo["dirs"]}
     here = posixpath.dirname(ctx.directive.path)
     # The same nginx: a TLS server in this directory, the one above, or one below it.
     return Outcome(
-        any(
-            d in (here, posixpath.dirname(here)) or posixpath.dirname(d) == here
-            for d in memo["dirs"]
-        )
+        here in memo["dirs"] or posixpath.dirname(here) in memo["dirs"] or here in memo["parents"]
     )
 
 
@@ -574,6 +586,18 @@ def _rate_limit_elsewhere(project: Project) -> str | None:
     return None
 
 
+def _rate_limit_other(project: Project) -> str | None:
+    """Whether some server uses limit_req ("used") or, before one does, may through an unread
+    include ("hidden"). The asking server is among them, but only when it has no limit_req."""
+    for server in _servers(project):
+        if any(d.name == "limit_req" for d in _walk(server.directive)):
+            return "used"
+        http = ancestor(server, "http")
+        if _subtree_opaque(server.directive) or (http is not None and opaque(http.directive)):
+            return "hidden"
+    return None
+
+
 def rate_limited(
     value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
 ) -> Outcome:
@@ -585,15 +609,16 @@ def rate_limited(
     own = next((d for d in _walk(ctx.directive) if d.name == "limit_req"), None)
     if own is not None:
         return Outcome(True, details={"evidence": "limit_req " + " ".join(own.args)})
-    elsewhere = _rate_limit_elsewhere(project)
+    # Both answers are about the whole project: asked per server, they made a tree without
+    # any limit_req quadratic.
+    elsewhere = project.memo("nginx_rate_limit_elsewhere", lambda: _rate_limit_elsewhere(project))
     if elsewhere:
         return Outcome(True, details={"evidence": elsewhere})
-    for server in _servers(project):
-        if any(d.name == "limit_req" for d in _walk(server.directive)):
-            return Outcome(None, details={"evidence": "limit_req is used by another server"})
-        http = ancestor(server, "http")
-        if _subtree_opaque(server.directive) or (http is not None and opaque(http.directive)):
-            return UNKNOWN  # an unread include may hold the limit_req
+    other = project.memo("nginx_rate_limit_other", lambda: _rate_limit_other(project))
+    if other == "used":
+        return Outcome(None, details={"evidence": "limit_req is used by another server"})
+    if other == "hidden":
+        return UNKNOWN  # an unread include may hold the limit_req
     # Reported where limit_req_zone belongs: the http block (the server in an http-less file).
     http = ancestor(ctx, "http")
     if http is not None:

@@ -103,13 +103,6 @@ def _number(value: Value | None) -> float | None:
         return None
 
 
-def _cached(project: Project, key: str, build: Callable[[], Any]) -> Any:
-    store: dict[str, Any] = project._cache
-    if key not in store:
-        store[key] = build()
-    return store[key]
-
-
 def _all_blocks(project: Project) -> list[tuple[TerraformModule, Block]]:
     def build() -> list[tuple[TerraformModule, Block]]:
         out: list[tuple[TerraformModule, Block]] = []
@@ -117,7 +110,7 @@ def _all_blocks(project: Project) -> list[tuple[TerraformModule, Block]]:
             out.extend((module, block) for block in module.blocks)
         return out
 
-    result: list[tuple[TerraformModule, Block]] = _cached(project, "__terraform_blocks__", build)
+    result: list[tuple[TerraformModule, Block]] = project.memo("terraform_blocks", build)
     return result
 
 
@@ -126,12 +119,18 @@ def _project_resources(
 ) -> list[tuple[TerraformModule, Block]]:
     wanted = frozenset(types)
     # Asked once per subject by several rules: indexed per project, or a scan turns quadratic.
-    by_type: dict[str, list[tuple[TerraformModule, Block]]] = _cached(
-        project, "__terraform_resources_by_type__", lambda: _index_by_type(project)
+    by_type: dict[str, list[tuple[TerraformModule, Block]]] = project.memo(
+        "terraform_resources_by_type", lambda: _index_by_type(project)
     )
     if len(wanted) == 1:
         return by_type.get(next(iter(wanted)), [])
-    return [(m, b) for m, b in _all_blocks(project) if b.type == "resource" and _rtype(b) in wanted]
+    merged: list[tuple[TerraformModule, Block]] = project.memo(
+        ("terraform_resources_of", wanted),
+        lambda: [
+            (m, b) for m, b in _all_blocks(project) if b.type == "resource" and _rtype(b) in wanted
+        ],
+    )
+    return merged
 
 
 def _index_by_type(project: Project) -> dict[str, list[tuple[TerraformModule, Block]]]:
@@ -142,9 +141,52 @@ def _index_by_type(project: Project) -> dict[str, list[tuple[TerraformModule, Bl
     return index
 
 
-def _module_resources(module: TerraformModule, types: Iterable[str]) -> list[Block]:
+@dataclass(slots=True)
+class _ModuleIndex:
+    """What predicates look up in a module again and again, once per module: every subject of
+    the module would otherwise walk all of its blocks (and their bodies) for each question."""
+
+    resources: list[Block]
+    by_type: dict[str, list[Block]]
+    selections: dict[frozenset[str], list[Block]]
+    # Module calls with the unresolved expressions of their bodies: a call handed a resource
+    # may configure it.
+    calls: list[tuple[Block, tuple[str, ...]]]
+    # The expressions through which each block may name a bucket it sends logs or replicas to.
+    copies_into: list[tuple[Block, tuple[str, ...]]] | None = None
+
+
+def _module_index(project: Project, module: TerraformModule) -> _ModuleIndex:
+    # By id: the project keeps every module alive, so no id is reused while this memo lives.
+    indexes: dict[int, _ModuleIndex] = project.memo("terraform_module_index", dict)
+    index = indexes.get(id(module))
+    if index is None:
+        resources = [b for b in module.blocks if b.type == "resource"]
+        by_type: dict[str, list[Block]] = {}
+        for block in resources:
+            by_type.setdefault(_rtype(block), []).append(block)
+        calls = [(b, tuple(_texts(b.body))) for b in module.blocks if b.type == "module"]
+        index = indexes[id(module)] = _ModuleIndex(resources, by_type, {}, calls)
+    return index
+
+
+def _module_resources(
+    project: Project, module: TerraformModule, types: Iterable[str]
+) -> list[Block]:
+    """The module's resources of ``types``, in module order. Shared: callers only read it."""
     wanted = frozenset(types)
-    return [b for b in module.blocks if b.type == "resource" and _rtype(b) in wanted]
+    index = _module_index(project, module)
+    if len(wanted) == 1:
+        return index.by_type.get(next(iter(wanted)), [])
+    selected = index.selections.get(wanted)
+    if selected is None:
+        present = [t for t in wanted if t in index.by_type]
+        if len(present) <= 1:  # usually: one of the alternatives is used, or none
+            selected = index.by_type[present[0]] if present else []
+        else:
+            selected = [b for b in index.resources if _rtype(b) in wanted]
+        index.selections[wanted] = selected
+    return selected
 
 
 def tf_attr_set(
@@ -206,8 +248,12 @@ def tf_instantiated(
     node = _node(subject)
     if node is None:
         return UNKNOWN
-    exists = instantiated(*node)
-    return Outcome(exists)
+    # Many rules ask it of every resource; by the block's id (the project keeps every block).
+    answers: dict[int, bool | None] = project.memo("terraform_instantiated", dict)
+    block = node[1]
+    if id(block) not in answers:
+        answers[id(block)] = instantiated(*node)
+    return Outcome(answers[id(block)])
 
 
 # ------------------------------------------------------------------------------- references
@@ -303,10 +349,12 @@ class Attached:
     undecided: list[Block]  # pointing somewhere we cannot resolve: could be the target
 
 
-def attached(module: TerraformModule, target: Block, types: Iterable[str], attr: str) -> Attached:
+def attached(
+    project: Project, module: TerraformModule, target: Block, types: Iterable[str], attr: str
+) -> Attached:
     found: list[Block] = []
     undecided: list[Block] = []
-    for block in _module_resources(module, types):
+    for block in _module_resources(project, module, types):
         value = block.body.lookup(attr)
         answer = refers(module, value, target)
         if answer is True:
@@ -316,8 +364,8 @@ def attached(module: TerraformModule, target: Block, types: Iterable[str], attr:
     # A module call handed the target may configure it
     # (`module "x" { bucket = aws_s3_bucket.b.id }`).
     pattern = _address_pattern(target.address)
-    for block in module.blocks:
-        if block.type == "module" and any(pattern.search(t) for t in _texts(block.body)):
+    for block, texts in _module_index(project, module).calls:
+        if any(pattern.search(t) for t in texts):
             undecided.append(block)
     return Attached(found, undecided)
 
@@ -568,7 +616,7 @@ def s3_bucket_has(
     feature = _S3_FEATURES[str(args["feature"])]
     verdicts = _Verdicts()
     verdicts.add(feature.inline(value))
-    links = attached(module, block, feature.types, "bucket")
+    links = attached(project, module, block, feature.types, "bucket")
     for other in links.found:
         verdicts.add(_split_verdict(module, other, feature.split))
     if links.undecided:
@@ -607,21 +655,42 @@ def s3_holds_primary_data(
             names.append(text)
     if any(_LOG_NAME.search(n) for n in names):
         return Outcome(False)
-    for other in module.blocks:
-        if other is block:
-            continue
-        for attr in _LOG_ATTRS:
-            if any(_mentions(element, block) for element in _elements(other.body.get(attr))):
-                return Outcome(False)
-        # replication: rule { destination { bucket = aws_s3_bucket.replica.arn } } (v4), or
-        # replication_configuration { rules { destination {...} } } inline (v3)
-        rules = _elements(other.body.get("rule"))
-        for config in _elements(other.body.get("replication_configuration")):
-            rules.extend(_elements(config.get("rules")))
-        for rule in rules:
-            if any(_mentions(dest, block) for dest in _elements(rule.get("destination"))):
-                return Outcome(False)
+    pattern = _address_pattern(block.address)
+    for other, texts in _copies_into(project, module):
+        if other is not block and any(pattern.search(t) for t in texts):
+            return Outcome(False)
     return TRUE
+
+
+_COPY_ATTRS = frozenset((*_LOG_ATTRS, "rule", "replication_configuration"))
+
+
+def _copies_into(project: Project, module: TerraformModule) -> list[tuple[Block, tuple[str, ...]]]:
+    """Per block of the module, the expressions of its log destinations and replication
+    destinations, read once per module instead of once per bucket."""
+    index = _module_index(project, module)
+    if index.copies_into is None:
+        index.copies_into = []
+        for other in module.blocks:
+            body = other.body.data
+            if isinstance(body, dict) and _COPY_ATTRS.isdisjoint(body):
+                continue  # most blocks: none of the attributes read below
+            texts: list[str] = []
+            for attr in _LOG_ATTRS:
+                for element in _elements(other.body.get(attr)):
+                    texts.extend(_texts(element))
+            # replication: rule { destination { bucket = aws_s3_bucket.replica.arn } } (v4), or
+            # replication_configuration { rules { destination {...} } } inline (v3). A new list:
+            # _elements hands out the parsed tree's own.
+            rules = list(_elements(other.body.get("rule")))
+            for config in _elements(other.body.get("replication_configuration")):
+                rules.extend(_elements(config.get("rules")))
+            for rule in rules:
+                for dest in _elements(rule.get("destination")):
+                    texts.extend(_texts(dest))
+            if texts:
+                index.copies_into.append((other, tuple(texts)))
+    return index.copies_into
 
 
 _PAB_FLAGS = (
@@ -658,7 +727,7 @@ def s3_public_access_block(
         project, ("aws_s3_account_public_access_block",)
     ):
         verdicts.add(_split_verdict(other_module, account, _pab_verdict))
-    links = attached(module, block, ("aws_s3_bucket_public_access_block",), "bucket")
+    links = attached(project, module, block, ("aws_s3_bucket_public_access_block",), "bucket")
     for other in links.found:
         verdicts.add(_split_verdict(module, other, _pab_verdict))
     if links.undecided:
@@ -1064,6 +1133,16 @@ def sg_ingress_subject(
     if node is None:
         return UNKNOWN
     module, block = node
+    if value is not subject.facts:  # under a quantifier: nothing to share
+        return _sg_ingress_subject(value, module, block)
+    # Three rules ask it of every resource; by the block's id (the project keeps every block).
+    answers: dict[int, Outcome] = project.memo("terraform_sg_ingress_subject", dict)
+    if id(block) not in answers:
+        answers[id(block)] = _sg_ingress_subject(value, module, block)
+    return Outcome(answers[id(block)].result)
+
+
+def _sg_ingress_subject(value: Value, module: TerraformModule, block: Block) -> Outcome:
     if _ingress_rules(value, module, block) is None:
         return Outcome(False)
     return Outcome(instantiated(module, block))
@@ -1144,7 +1223,7 @@ def rds_has_replica(
     if node is None:
         return UNKNOWN
     module, block = node
-    links = attached(module, block, ("aws_db_instance",), "replicate_source_db")
+    links = attached(project, module, block, ("aws_db_instance",), "replicate_source_db")
     for replica in links.found:
         if instantiated(module, replica):
             return Outcome(
@@ -1183,14 +1262,14 @@ def _engine_family(engine: str | None) -> str | None:
 
 
 def _group_block(
-    module: TerraformModule, ref: Value, types: tuple[str, ...]
+    project: Project, module: TerraformModule, ref: Value, types: tuple[str, ...]
 ) -> Block | bool | None:
     """The parameter group a ``*_parameter_group_name`` value names: a Block, False for an
     AWS default group (``default.postgres16``), None when it cannot be told."""
     literal = _known_str(ref) if ref.known else None
     if literal is not None and literal.startswith("default."):
         return False
-    for block in _module_resources(module, types):
+    for block in _module_resources(project, module, types):
         if refers(module, ref, block):
             return block
     return None
@@ -1266,7 +1345,9 @@ def rds_parameter_set(
                 ("aws_rds_cluster_parameter_group",),
             )
         )
-        members = attached(module, block, ("aws_rds_cluster_instance",), "cluster_identifier")
+        members = attached(
+            project, module, block, ("aws_rds_cluster_instance",), "cluster_identifier"
+        )
         if members.undecided:
             return UNKNOWN
         for member in members.found:
@@ -1277,7 +1358,7 @@ def rds_parameter_set(
         if ref is None:
             continue
         named_any = True
-        group = _group_block(module, ref, types)
+        group = _group_block(project, module, ref, types)
         if group is None:
             verdicts.unknown = True
         elif group is not False:
@@ -1306,6 +1387,14 @@ def rds_cross_region_backup(
     """Somewhere in the project, automated backups are copied to another region: an
     aws_db_instance_automated_backups_replication, an AWS Backup plan rule with a copy_action,
     or an Aurora global cluster."""
+    # The same answer for every database of the project.
+    outcome: Outcome = project.memo(
+        "rds_cross_region_backup", lambda: _cross_region_backup(project)
+    )
+    return outcome
+
+
+def _cross_region_backup(project: Project) -> Outcome:
     for module, block in _project_resources(
         project, (*_BACKUP_REPLICATION, "aws_rds_global_cluster")
     ):
@@ -1512,7 +1601,7 @@ def lb_has_https_listener(
     if node is None:
         return UNKNOWN
     module, block = node
-    links = attached(module, block, _LISTENER_TYPES, "load_balancer_arn")
+    links = attached(project, module, block, _LISTENER_TYPES, "load_balancer_arn")
     plain: list[Block] = []
     unknown = bool(links.undecided)
     for listener in links.found:
@@ -1526,7 +1615,7 @@ def lb_has_https_listener(
         if protocol == "HTTPS":
             cert = listener.body.get("certificate_arn")
             extra = _module_resources(
-                module, ("aws_lb_listener_certificate", "aws_alb_listener_certificate")
+                project, module, ("aws_lb_listener_certificate", "aws_alb_listener_certificate")
             )
             if cert is not None or any(_mentions(c.body, listener) for c in extra):
                 return Outcome(
@@ -1552,9 +1641,9 @@ def lb_has_https_listener(
     )
 
 
-def _listener_lb(module: TerraformModule, listener: Block) -> Block | None:
+def _listener_lb(project: Project, module: TerraformModule, listener: Block) -> Block | None:
     ref = listener.body.get("load_balancer_arn")
-    for lb in _module_resources(module, _LB_TYPES):
+    for lb in _module_resources(project, module, _LB_TYPES):
         if refers(module, ref, lb) is True:
             return lb
     return None
@@ -1571,7 +1660,7 @@ def lb_public_http_listener(
     module, block = node
     if _listener_protocol(module, block) != "HTTP":
         return Outcome(False)
-    lb = _listener_lb(module, block)
+    lb = _listener_lb(project, module, block)
     if lb is None:
         return UNKNOWN
     public = _lb_public_application(module, lb)
@@ -1626,6 +1715,7 @@ def lb_waf_associated(
         return UNKNOWN
     module, block = node
     links = attached(
+        project,
         module,
         block,
         ("aws_wafv2_web_acl_association", "aws_wafregional_web_acl_association"),
@@ -1645,7 +1735,7 @@ def lb_waf_associated(
             return UNKNOWN
     if links.undecided:
         return UNKNOWN
-    for cdn in _module_resources(module, ("aws_cloudfront_distribution",)):
+    for cdn in _module_resources(project, module, ("aws_cloudfront_distribution",)):
         if any(_mentions(origin, block) for origin in _elements(cdn.body.get("origin"))):
             acl = cdn.body.get("web_acl_id")
             if acl is None:
@@ -1701,7 +1791,9 @@ def tf_first_in_module(
     if node is None:
         return UNKNOWN
     module, block = node
-    candidates = [b for b in _module_resources(module, args["types"]) if instantiated(module, b)]
+    candidates = [
+        b for b in _module_resources(project, module, args["types"]) if instantiated(module, b)
+    ]
     if not candidates:
         return Outcome(False)
     first = min(candidates, key=lambda b: (b.path, b.span.start_line))
@@ -1718,6 +1810,12 @@ def alarms_in_project(
     value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
 ) -> Outcome:
     """The project defines CloudWatch alarms somewhere (or calls a monitoring module)."""
+    # Project-wide: asked for every database and load balancer, answered once.
+    outcome: Outcome = project.memo("alarms_in_project", lambda: _alarms(project))
+    return outcome
+
+
+def _alarms(project: Project) -> Outcome:
     alarms = _project_resources(project, _ALARM_TYPES)
     if alarms:
         block = alarms[0][1]
@@ -1751,7 +1849,7 @@ def route53_zone_has_caa(
     module, block = node
     if block.body.get("vpc") is not None or _truth(_attr(module, block, "private_zone")) is True:
         return UNKNOWN  # a private zone: no public CA issues for it
-    links = attached(module, block, ("aws_route53_record",), "zone_id")
+    links = attached(project, module, block, ("aws_route53_record",), "zone_id")
     address: list[Block] = []
     unknown = False
     for record in links.found:

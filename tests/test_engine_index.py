@@ -1,0 +1,143 @@
+"""The engine's subject index (conditions.selector) narrows which subjects a rule is judged on,
+never what it finds: a rule with its selector and the same rule without one give the same
+findings and evidence, in the same order."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policyscan.model import Span, Value
+from policyscan.plan import Settings, make_plan
+from policyscan.policy.conditions import compile_condition, selector, selector_key
+from policyscan.policy.predicates import PREDICATES
+from policyscan.project import Project
+from policyscan.scan import scan
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def eq(attr: str, value: Any) -> dict[str, Any]:
+    return {"attr": attr, "op": "equals", "value": value}
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        (eq("_type", "aws_lb"), ("_type", frozenset({"aws_lb"}))),
+        (eq("_type", "AWS_LB"), ("_type", frozenset({"aws_lb"}))),
+        (
+            {"attr": "_type", "op": "in", "value": ["aws_lb", "aws_alb"]},
+            ("_type", frozenset({"aws_lb", "aws_alb"})),
+        ),
+        (
+            {"all": [{"predicate": "tf_instantiated"}, eq("_type", "aws_lb")]},
+            ("_type", frozenset({"aws_lb"})),
+        ),
+        (
+            {"any": [{"all": [eq("_type", "a"), eq("engine", "redis")]}, eq("_type", "b")]},
+            ("_type", frozenset({"a", "b"})),
+        ),
+        # Every branch of an `any` must demand the same attribute, or none narrows.
+        ({"any": [eq("_type", "a"), eq("engine", "redis")]}, None),
+        ({"any": [eq("_type", "a"), {"predicate": "tf_instantiated"}]}, None),
+        # Numbers and booleans compare by other means than text: not indexed.
+        (eq("port", 80), None),
+        (eq("enabled", True), None),
+        ({"attr": "_type", "op": "in", "value": ["a", 1]}, None),
+        # Operators that can hold for values outside a fixed set.
+        ({"attr": "_type", "op": "matches", "value": "aws_"}, None),
+        ({"not": eq("_type", "aws_lb")}, None),
+        ({"attr": "_type", "op": "not_in", "value": ["a"]}, None),
+    ],
+)
+def test_selector_reads_what_a_where_demands(where: Any, expected: Any) -> None:
+    assert selector(where) == expected
+
+
+SPAN = Span.line(1)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Value("aws_lb", "x", SPAN),
+        Value("AWS_LB", "x", SPAN),
+        Value("", "x", SPAN),
+        Value(None, "x", SPAN),
+        Value({"a": Value("b", "x", SPAN)}, "x", SPAN),
+        Value(3, "x", SPAN, text="3"),
+        Value("var.x", "x", SPAN, known=False),
+    ],
+)
+@pytest.mark.parametrize("arg", ["aws_lb", "", "3", "null"])
+def test_the_index_keeps_every_value_equals_would_accept(value: Value, arg: str) -> None:
+    """The index key is a subject's entry: a subject left out of the entry for ``arg`` must be
+    one that ``equals arg`` does not select."""
+    condition = compile_condition(eq("attr", arg), "where", PREDICATES)
+    facts = Value({"attr": value}, "x", SPAN)
+    selected = condition(facts, None, None).result is True  # type: ignore[arg-type]
+    if selected:
+        assert selector_key(value) == arg.lower()
+
+
+def _without_selectors(rules: list[Any]) -> list[Any]:
+    return [dataclasses.replace(rule, selects=None) for rule in rules]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("gen") / "tree"
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "generate_monorepo.py"),
+            "--services",
+            "12",
+            "--insecure-rate",
+            "0.5",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+@pytest.mark.parametrize("tree", ["insecure-shop", "hardened-shop", "generated"])
+def test_indexed_and_unindexed_rules_find_the_same(
+    tree: str, generated: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    root = generated if tree == "generated" else REPO / "fixtures" / tree
+    plan = make_plan(Settings(paths=(str(root),)))
+    assert any(rule.selects for rule in plan.rules)
+    options = dataclasses.replace(plan.scan_options(None), jobs=1)
+    indexed = scan(plan.rules, options)
+    plain = scan(_without_selectors(plan.rules), options)
+    assert indexed.findings == plain.findings
+    assert indexed.evidence == plain.evidence
+    assert indexed.problems == plain.problems
+    assert indexed.evidence or indexed.findings  # a tree with nothing judged proves nothing
+
+
+def test_project_memo_builds_once() -> None:
+    project = Project("/nowhere", [], {})
+    calls: list[int] = []
+
+    def build() -> int:
+        calls.append(1)
+        return 42
+
+    assert project.memo("answer", build) == 42
+    assert project.memo("answer", build) == 42
+    assert project.memo(("answer", 2), build) == 42
+    assert calls == [1, 1]
