@@ -79,20 +79,36 @@ def compile_bytecode() -> None:
     compileall.compile_dir(str(Path(policyscan.__file__).parent), quiet=1)
 
 
+# Runs the command and writes its wall seconds, CPU seconds and peak RSS (KiB) to argv[1]. A
+# process forked from this one would report this one's size as its own peak (the high-water mark
+# of the memory it was forked with survives exec), and this one holds whole scans: the command
+# is forked from this small launcher instead. Its own start is outside the figures.
+_LAUNCHER = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, _, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - started
+with open(sys.argv[1], "w") as out:
+    out.write(f"{wall} {usage.ru_utime + usage.ru_stime} {usage.ru_maxrss}")
+"""
+
+
 def run_command(args: Sequence[str], cwd: str | None = None) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds (the command and its workers) and peak RSS in KiB."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [*_command(), *args],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=_command_env(),
-    )
-    _, _, usage = os.wait4(proc.pid, 0)
-    proc.returncode = 0
-    wall = time.perf_counter() - started
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as figures:
+        subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, figures.name, *_command(), *args],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=_command_env(),
+            check=False,
+        )
+        wall, cpu, peak = figures.read().split()
+    return float(wall), float(cpu), int(peak)
 
 
 def timed_commands(
