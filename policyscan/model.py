@@ -220,7 +220,8 @@ class ScanResult:
     evidence: list[Evidence] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     rules_run: list[str] = field(default_factory=list)
-    # The project view the rules judged (policyscan.project.Project; None when answered from
-    # the cache). Kept with the result so that it is freed with it: the command exits without
-    # freeing it at all (cli.console), which on a large tree saves a second.
+    # The project view the rules judged (policyscan.project.Project, or a stand-in built on
+    # demand when the results came from the cache). Kept with the result so that it is freed
+    # with it: the command exits without freeing it at all (cli.console), which on a large
+    # tree saves a second.
     project: Any = field(default=None, repr=False, compare=False)

@@ -51,7 +51,7 @@ class ScanOptions:
     only: frozenset[str] | None = None
     suppression: SuppressOptions | None = None  # None: inline ignores only, no baseline
     progress: Callable[[int, int], None] | None = None  # (files parsed, files to parse)
-    jobs: int = 1  # processes that parse; 1: all in this process, no pool
+    jobs: int = 1  # processes that parse and judge; 1: all in this process, no pool
     cache: bool = False  # read and write the cache (CACHE_DIRNAME under the root)
     cache_dir: str | None = None  # the cache elsewhere (tests, benchmarks)
     # Keep the evidence of passed and undecided checks (the checklist report shows it; the
