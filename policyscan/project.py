@@ -367,6 +367,13 @@ class Project:
         svc_root = root.get("services")
         if svc_root is not None and isinstance(svc_root.data, dict):
             services = {n: s for n, s in svc_root.data.items() if isinstance(s.data, dict)}
+        for svc in services.values():
+            # Marked here, where the view is made, so that every rule sees it, whatever it
+            # runs after: a secret's value is never shown, nor part of a fingerprint.
+            variables = svc.get("environment")
+            if variables is not None and isinstance(variables.data, dict):
+                for name, value in variables.data.items():
+                    value.sensitive = _is_sensitive(name)
         return ComposeView(
             directory, [d.artifact.path for d in docs], env, services, root, dotenv, refs
         )
@@ -646,7 +653,6 @@ def _variables(project: Project) -> Iterable[Subject]:
             if env is None or not isinstance(env.data, dict):
                 continue
             for name, value in env.data.items():
-                value.sensitive = _is_sensitive(name)
                 yield Subject(
                     "variable",
                     value.path,

@@ -93,6 +93,26 @@ def test_compose_production_view_merges_override_and_interpolates(tmp_path: Path
     assert [p.as_str() for p in web.lookup("ports").data] == ["80:80", "443:443"]
 
 
+def test_compose_secrets_are_marked_when_the_view_is_made(tmp_path: Path) -> None:
+    """Before any subject is built: a rule about services sees a secret as one whatever rules
+    ran before it (with --jobs, each process builds subjects on its own)."""
+    root = write_tree(
+        tmp_path,
+        {
+            "docker-compose.yml": (
+                "services:\n  db:\n    image: postgres:16\n    environment:\n"
+                "      - POSTGRES_PASSWORD=hunter2hunter2\n      - POSTGRES_DB=shop\n"
+            ),
+        },
+    )
+    project = _project(root)
+    (view,) = project.compose_views
+    db = view.services["db"]
+    assert db.lookup("environment.POSTGRES_PASSWORD").sensitive is True
+    assert db.lookup("environment.POSTGRES_DB").sensitive is False
+    assert project._cache == {}  # no scope was built to get there
+
+
 def test_nginx_includes_resolve_inside_root_and_headers_inherit_like_nginx(tmp_path: Path) -> None:
     root = write_tree(
         tmp_path,

@@ -175,9 +175,8 @@ def _evaluate_forked(
     ``jobs``-th subject of every rule; None where that cannot be done (no fork, a worker lost),
     and the caller evaluates here.
 
-    Each worker walks all the rules in order and builds the same subjects as one process would
-    (subjects are built in rule order, and building them is where the project view annotates
-    values), then judges only its share; the items come back tagged with where they were made
+    Each process walks all the rules in order and builds the same subjects as one process
+    would, then judges only its share; the items come back tagged with where they were made
     and are merged in that order, so findings, evidence and problems are the same, in the same
     order, as from one process. Only fork is used: the project is inherited, not pickled."""
     global _FORKED
