@@ -387,7 +387,16 @@ def _emit(text: str, output: str | None) -> None:
 
             raise UsageError(f"cannot write {output}: {exc.strerror}") from None
     else:
-        click.echo(text, nl=False)
+        try:
+            click.echo(text, nl=False)
+        except BrokenPipeError:
+            # `policyscan . | head`: the reader has what it wanted, and the exit code still
+            # says what was found. What is left to write goes nowhere (Python's own advice).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError as exc:  # a full disk: as -o FILE says it
+            from policyscan.errors import UsageError
+
+            raise UsageError(f"cannot write standard output: {exc.strerror}") from None
 
 
 def _exit_code(result: Any, fail_on: str) -> int:
@@ -464,10 +473,21 @@ def console() -> None:
     code = main()
     try:
         sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:  # a closed pipe (`policyscan . | head`): nothing more can be said
+    except BrokenPipeError:  # `policyscan . | head`: the reader has what it wanted
         pass
+    except OSError as exc:  # a full disk: the report is incomplete, as `-o FILE` would say
+        _last_words(f"policyscan: error: cannot write standard output: {exc.strerror}\n")
+        code = EXIT_USAGE
+    _last_words("")
     os._exit(code)
+
+
+def _last_words(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except OSError:
+        pass  # nowhere left to say it
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -111,3 +111,89 @@ def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
         [sys.executable, "-m", "policyscan", "--version"], capture_output=True, text=True
     )
     assert proc.returncode == 0 and "policyscan" in proc.stdout
+
+
+REPO = Path(__file__).resolve().parents[1]
+INSECURE = str(REPO / "fixtures" / "insecure-shop")
+
+
+def test_the_command_writes_its_whole_report_before_it_leaves(tmp_path: Path) -> None:
+    """The command leaves with os._exit (cli.console): everything must be flushed first, to a
+    pipe, to a file and to the files of -o."""
+    sarif = tmp_path / "out.sarif"
+    piped = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "policyscan",
+            INSECURE,
+            "-f",
+            "json",
+            "-f",
+            "sarif",
+            "-o",
+            str(sarif),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert piped.returncode == 1
+    in_process = subprocess.run(
+        [sys.executable, "-c", "from policyscan.cli import main; main()", INSECURE, "-f", "json"],
+        capture_output=True,
+        text=True,
+    )
+    assert piped.stdout == in_process.stdout  # the same bytes as a run that exits normally
+    assert json.loads(piped.stdout)["findings"]
+    assert json.loads(sarif.read_text(encoding="utf-8"))["runs"][0]["results"]
+    with (tmp_path / "report.txt").open("w") as handle:
+        to_file = subprocess.run(
+            [sys.executable, "-m", "policyscan", INSECURE, "-f", "json"], stdout=handle
+        )
+    assert to_file.returncode == 1
+    assert (tmp_path / "report.txt").read_text(encoding="utf-8") == piped.stdout
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path: Path) -> None:
+    """`policyscan . | head -1`: the exit code still says what was found, and nothing is
+    said about the closed pipe, though the command leaves with os._exit after flushing. The
+    report is far larger than a pipe holds, so the command is still writing when the reader
+    leaves."""
+    tree = tmp_path / "tree"
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "generate_monorepo.py"),
+            "--services",
+            "20",
+            "--out",
+            str(tree),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        # --fail-on never: the exit code is 0 only if the command went on to decide it (click
+        # alone turns a closed pipe into exit 1).
+        [sys.executable, "-m", "policyscan", str(tree), "-f", "json", "--fail-on", "never"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert len(proc.stdout.read(1 << 16)) == 1 << 16  # a pipe's worth: more is on its way
+    proc.stdout.close()
+    errors = proc.stderr.read()
+    assert proc.wait() == 0
+    assert b"rror" not in errors  # neither "Error" (a traceback) nor "error"
+
+
+def test_a_full_disk_on_standard_output_is_said_and_exits_2() -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "policyscan", INSECURE],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert proc.returncode == 2
+    assert "cannot write standard output" in proc.stderr
