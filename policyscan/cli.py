@@ -1,7 +1,7 @@
 """The command line: thin, ``main(argv) -> int``, one funnel from errors to exit codes.
 
 Exit codes (stable, documented in README): 0 no finding at or above ``--fail-on``; 1 findings;
-2 usage, configuration or policy error; 3 internal error.
+2 usage, configuration or policy error, or a report that cannot be written; 3 internal error.
 """
 
 from __future__ import annotations
