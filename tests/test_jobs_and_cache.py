@@ -167,6 +167,52 @@ def test_rules_shared_out_among_processes_give_the_same_result(
     assert calls == [2, 3]
 
 
+@pytest.mark.parametrize("by_family", [True, False])
+def test_rules_shared_by_family_or_by_subject_give_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_family: bool
+) -> None:
+    """Shared by family, each process builds only part of the project view, and so meets only
+    part of its problems (an nginx include that is not there, a compose file that is not a
+    mapping): together they must be the problems of one process, no more, no fewer."""
+    root = _small_repo(tmp_path / "repo")
+    _write(
+        root,
+        {
+            "nginx/nginx.conf": "http {\n  include conf.d/*.conf;\n  include missing.conf;\n}\n",
+            "nginx/conf.d/a.conf": NGINX,
+            "nginx/conf.d/b.conf": "server {\n  listen 80;\n  include gone.conf;\n}\n",
+            "other/docker-compose.yml": "- just\n- a list\n",
+        },
+    )
+    plain = _scan(root, jobs=1)
+    assert plain.problems and plain.findings
+    # This tree is far too small for processes: make them anyway.
+    monkeypatch.setattr(scan_module, "RULES_POOL_MIN_FILES", 0)
+    monkeypatch.setattr(scan_module, "_jobs_for", lambda jobs, files: jobs)
+    monkeypatch.setattr(engine, "_by_family", lambda project, jobs: by_family)
+    real = engine._evaluate_forked
+    calls = []
+
+    def must_share(*args: Any) -> Any:
+        shared = real(*args)
+        assert shared is not None  # evaluated in processes, not fallen back
+        calls.append(args[3])
+        return shared
+
+    monkeypatch.setattr(engine, "_evaluate_forked", must_share)
+    _assert_same(plain, _scan(root, jobs=2))
+    assert calls == [2]
+
+
+def test_union_of_problems_keeps_each_as_often_as_one_view_met_it() -> None:
+    from policyscan.model import Problem, Span
+
+    a, b, c = (Problem(p, Span.line(1), "m", "include") for p in "abc")
+    assert engine._union([[a, a, b], [b, c], [a]]) == [a, a, b, c]
+    assert engine._union([[a, b], [a, b]]) == [a, b]
+    assert engine._union([]) == []
+
+
 def test_reports_are_byte_identical_with_and_without_jobs_and_cache(
     monorepo: Path, tmp_path: Path
 ) -> None:
