@@ -94,8 +94,8 @@ Selector = tuple[str, frozenset[str]]
 
 def selector(node: Any) -> Selector | None:
     """What a ``where`` demands of one attribute, read off the condition's source: an
-    ``equals``/``in`` test against strings, alone, as one part of an ``all``, or in every
-    branch of an ``any`` (the union of the branches' values). The engine then
+    ``equals``/``in`` test against strings, alone, as a part of an ``all`` (the first such), or
+    in every branch of an ``any`` (the union of the branches' values). The engine then
     looks up the subjects with that attribute in an index instead of judging every subject of
     the scope (a Terraform rule about one resource type would otherwise run on every resource
     of the project). It only narrows: the whole condition is still judged on what it finds, so
