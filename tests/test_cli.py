@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -172,10 +173,14 @@ def test_a_reader_that_stops_early_is_not_an_error(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
+    # Buffered, as a terminal's command is: unbuffered (PYTHONUNBUFFERED, which some machines
+    # set), a write into a closed pipe goes unnoticed and this would test nothing.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     proc = subprocess.Popen(
         # --fail-on never: the exit code is 0 only if the command went on to decide it (click
         # alone turns a closed pipe into exit 1).
         [sys.executable, "-m", "policyscan", str(tree), "-f", "json", "--fail-on", "never"],
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
