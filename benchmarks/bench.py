@@ -197,6 +197,22 @@ class Scanner:
 # ------------------------------------------------------------------------------- pre-commit
 
 
+def generate(services: int, out: Path) -> None:
+    """A tree of ``services`` services at ``out`` (benchmarks/generate_monorepo.py)."""
+    subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "generate_monorepo.py"),
+            "--services",
+            str(services),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
 def precommit_case(services: int, repeat: int) -> dict[str, Any]:
     """A generated repository of ``services`` services under git; five of its files changed and
     passed as arguments, as pre-commit does; the command timed with the cache of the previous
@@ -204,18 +220,7 @@ def precommit_case(services: int, repeat: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="policyscan-precommit-"))
     try:
         repo = work / "repo"
-        subprocess.run(
-            [
-                sys.executable,
-                str(HERE / "generate_monorepo.py"),
-                "--services",
-                str(services),
-                "--out",
-                str(repo),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        generate(services, repo)
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
         files = sorted(p for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)
         changed = [
@@ -269,18 +274,7 @@ def scaling_case(services: int, repeat: int) -> dict[str, Any]:
         out: dict[str, Any] = {"startup": startup}
         for label, count in (("small", max(1, services // 10)), ("large", services)):
             tree = work / label
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(HERE / "generate_monorepo.py"),
-                    "--services",
-                    str(count),
-                    "--out",
-                    str(tree),
-                ],
-                check=True,
-                capture_output=True,
-            )
+            generate(count, tree)
             found, _ = parse_floor.discover(str(tree), True)
             files = sum(len(paths) for paths in found.files.values())
             run = timed_commands([str(tree), "--no-cache", "--fail-on", "never"], repeat)

@@ -6,6 +6,7 @@ Exit codes (stable, documented in README): 0 no finding at or above ``--fail-on`
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
@@ -471,23 +472,18 @@ def console() -> None:
     them one by one, for nothing; everything worth keeping is written by then."""
     gc.disable()
     code = main()
+    last_words = ""
     try:
         sys.stdout.flush()
     except BrokenPipeError:  # `policyscan . | head`: the reader has what it wanted
         pass
     except OSError as exc:  # a full disk: the report is incomplete, as `-o FILE` would say
-        _last_words(f"policyscan: error: cannot write standard output: {exc.strerror}\n")
+        last_words = f"policyscan: error: cannot write standard output: {exc.strerror}\n"
         code = EXIT_USAGE
-    _last_words("")
-    os._exit(code)
-
-
-def _last_words(text: str) -> None:
-    try:
-        sys.stderr.write(text)
+    with contextlib.suppress(OSError):  # nowhere left to say it
+        sys.stderr.write(last_words)
         sys.stderr.flush()
-    except OSError:
-        pass  # nowhere left to say it
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

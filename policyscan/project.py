@@ -290,7 +290,6 @@ class Project:
     artifacts: list[Artifact]
     documents: dict[str, Any]
     problems: list[Problem] = field(default_factory=list)
-    only: frozenset[str] | None = None  # report only on these paths (pre-commit mode)
     _cache: dict[str, list[Subject]] = field(default_factory=dict)
     _memo: dict[Hashable, Any] = field(default_factory=dict)
 
@@ -316,6 +315,17 @@ class Project:
             self._memo[key] = build()
         found: _T = self._memo[key]
         return found
+
+    def memo_for(self, name: Hashable, obj: object, build: Callable[[], _T]) -> _T:
+        """``build()`` for one object (a service, a block, a document), computed once per
+        project: for what several rules ask of each of them. By the object's identity, which
+        no other object takes while the project holds this one, and it holds every document,
+        view and block for as long as a memo lives."""
+        table: dict[int, _T] = self.memo(("memo_for", name), dict)
+        key = id(obj)
+        if key not in table:
+            table[key] = build()
+        return table[key]
 
     def subjects(self, scope: str) -> list[Subject]:
         if scope not in self._cache:

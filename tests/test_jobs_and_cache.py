@@ -156,7 +156,7 @@ def test_rules_shared_out_among_processes_give_the_same_result(
     real = engine._evaluate_forked
 
     def counted(*args: Any) -> Any:
-        calls.append(args[3])  # jobs
+        calls.append(args[2])  # jobs
         shared = real(*args)
         assert shared is not None  # evaluated in processes, not fallen back
         return shared
@@ -196,7 +196,7 @@ def test_rules_shared_by_family_or_by_subject_give_the_same_result(
     def must_share(*args: Any) -> Any:
         shared = real(*args)
         assert shared is not None  # evaluated in processes, not fallen back
-        calls.append(args[3])
+        calls.append(args[2])
         return shared
 
     monkeypatch.setattr(engine, "_evaluate_forked", must_share)

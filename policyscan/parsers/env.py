@@ -28,13 +28,16 @@ class EnvDocument:
     artifact: Artifact
     entries: list[EnvEntry] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # By name, made on the first get(): rules ask for every key of every template beside the
+    # file, and a walk over the entries each time was quadratic. The entries are complete once
+    # the file is parsed.
+    _by_name: dict[str, EnvEntry] | None = field(default=None, repr=False, compare=False)
 
     def get(self, name: str) -> EnvEntry | None:
-        found = None
-        for entry in self.entries:
-            if entry.name == name:
-                found = entry  # the last assignment wins, as in every loader
-        return found
+        if self._by_name is None:
+            # Later entries overwrite earlier ones: the last assignment wins, as in every loader.
+            self._by_name = {entry.name: entry for entry in self.entries}
+        return self._by_name.get(name)
 
 
 def parse(artifact: Artifact, text: str) -> EnvDocument:

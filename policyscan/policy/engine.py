@@ -114,7 +114,6 @@ def _applies(rule: Rule, subject: Subject) -> bool:
 def evaluate(
     rules: Sequence[Rule],
     project: Project,
-    only: frozenset[str] | None = None,
     timings: dict[str, float] | None = None,
     jobs: int = 1,
     with_evidence: bool = True,
@@ -126,7 +125,7 @@ def evaluate(
     be decided (only the checklist report shows it: a scan of a large tree makes over a
     hundred thousand)."""
     if jobs > 1:
-        shared = _evaluate_forked(rules, project, only, jobs, with_evidence)
+        shared = _evaluate_forked(rules, project, jobs, with_evidence)
         if shared is not None:
             return shared
     findings: list[Finding] = []
@@ -142,8 +141,6 @@ def evaluate(
             started = built
         for _, subject in _candidates(rule, project):
             if not _applies(rule, subject):
-                continue
-            if only is not None and subject.path not in only:
                 continue
             try:
                 _evaluate_one(rule, subject, project, findings, kept)
@@ -163,7 +160,7 @@ _Tagged = tuple[list[tuple[_Tag, Finding]], list[tuple[_Tag, Evidence]], list[tu
 # What forked workers evaluate: set just before forking them, inherited, never pickled. The last
 # field says how the work is shared: every process takes every N-th subject of every rule, or
 # (two processes) each takes the rules of one family (_family).
-_FORKED: tuple[Sequence[Rule], Project, frozenset[str] | None, int, bool, bool] | None = None
+_FORKED: tuple[Sequence[Rule], Project, int, bool, bool] | None = None
 
 # The scopes of the first family: compose services and what configures them. The second is
 # everything else (Terraform, nginx, Dockerfiles, the project).
@@ -193,7 +190,6 @@ def _by_family(project: Project, jobs: int) -> bool:
 def _evaluate_forked(
     rules: Sequence[Rule],
     project: Project,
-    only: frozenset[str] | None,
     jobs: int,
     with_evidence: bool = True,
 ) -> tuple[list[Finding], list[Evidence], list[Problem]] | None:
@@ -218,7 +214,7 @@ def _evaluate_forked(
     if not can_fork():
         return None
     by_family = _by_family(project, jobs)
-    _FORKED = (rules, project, only, jobs, with_evidence, by_family)
+    _FORKED = (rules, project, jobs, with_evidence, by_family)
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context) as pool:
@@ -277,7 +273,7 @@ def _evaluate_part(part: int) -> bytes:
 def _evaluate_share(part: int) -> tuple[_Tagged, list[Problem]]:
     """Share ``part`` of the subjects, tagged; and the problems the project view found."""
     assert _FORKED is not None
-    rules, project, only, parts, with_evidence, by_family = _FORKED
+    rules, project, parts, with_evidence, by_family = _FORKED
     findings: list[tuple[_Tag, Finding]] = []
     evidence: list[tuple[_Tag, Evidence]] = []
     problems: list[tuple[_Tag, Problem]] = []
@@ -288,8 +284,6 @@ def _evaluate_share(part: int) -> tuple[_Tagged, list[Problem]]:
             if not by_family and n % parts != part:
                 continue
             if not _applies(rule, subject):
-                continue
-            if only is not None and subject.path not in only:
                 continue
             made_f: list[Finding] = []
             made_e: list[Evidence] = []

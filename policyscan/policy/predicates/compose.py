@@ -300,13 +300,8 @@ def full_command(svc: Value) -> Command | None:
 
 def _full_command(project: Project, svc: Value) -> Command | None:
     """``full_command(svc)``, once per service: several rules read every service's command.
-    The memo holds ``svc`` itself, so its id cannot be reused while the entry lives; callers
-    only read the Command."""
-    commands: dict[int, tuple[Value, Command | None]] = project.memo("compose_full_command", dict)
-    found = commands.get(id(svc))
-    if found is None or found[0] is not svc:
-        found = commands[id(svc)] = (svc, full_command(svc))
-    return found[1]
+    Callers only read the Command."""
+    return project.memo_for("compose_full_command", svc, lambda: full_command(svc))
 
 
 # ----------------------------------------------------------------------------- environment
@@ -512,13 +507,12 @@ def long_running(
         return UNKNOWN
     view, name = found
     # Per service, not per call: several rules ask, and each answer splits the command.
-    # Keyed by the view's id: the project keeps every view alive, so no id is reused.
     svc = view.services[name]
-    answers: dict[tuple[int, str], bool | None] = project.memo("compose_long_running", dict)
-    key = (id(view), name)
-    if key not in answers:
-        answers[key] = is_long_running(view, name, svc)
-    return Outcome(answers[key])
+    return Outcome(
+        project.memo_for(
+            ("compose_long_running", name), view, lambda: is_long_running(view, name, svc)
+        )
+    )
 
 
 def image_is(value: Value, subject: Subject, project: Project, args: Mapping[str, Any]) -> Outcome:
@@ -529,17 +523,15 @@ def image_is(value: Value, subject: Subject, project: Project, args: Mapping[str
         return UNKNOWN
     view, name = found
     svc = view.services[name]
+
     # Per service, not per call: most service rules ask, and a built service's family means
-    # reading its Dockerfile's stages. The project keeps every view alive (ids not reused).
-    families: dict[tuple[int, str], tuple[bool, str | None]] = project.memo(
-        "compose_service_family", dict
-    )
-    key = (id(view), name)
-    if key not in families:
+    # reading its Dockerfile's stages.
+    def family_of() -> tuple[bool, str | None]:
         ref, known = _image(svc)
         unknown = ref is None and not known
-        families[key] = (unknown, None if unknown else _service_family(svc, project, view))
-    unknown, family = families[key]
+        return unknown, None if unknown else _service_family(svc, project, view)
+
+    unknown, family = project.memo_for(("compose_service_family", name), view, family_of)
     if unknown:
         return UNKNOWN
     return Outcome(family in set(args.get("families", ())))

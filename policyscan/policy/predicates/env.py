@@ -23,7 +23,7 @@ from policyscan.policy.conditions import TRUE, UNKNOWN, Outcome, Predicate
 
 if TYPE_CHECKING:
     from policyscan.parsers.dockerfile import DockerfileDocument, Stage
-    from policyscan.parsers.env import EnvDocument, EnvEntry
+    from policyscan.parsers.env import EnvDocument
     from policyscan.project import ComposeView, Project, Subject
 
 _MAX_VALUE = 8192  # longer values are certificates or blobs, not URLs or settings
@@ -587,18 +587,6 @@ def _env_docs_by_dir(project: Project) -> dict[str, list[EnvDocument]]:
     return project.memo("env_docs_by_dir", build)
 
 
-def _entry(project: Project, doc: EnvDocument, name: str) -> EnvEntry | None:
-    """``doc.get(name)`` from an index built once per file: ``get`` scans every entry, and it
-    is asked for every key of every template beside the file. By the document's id: the
-    project holds every document, so no id is reused."""
-    indexes: dict[int, dict[str, EnvEntry]] = project.memo("env_entries", dict)
-    index = indexes.get(id(doc))
-    if index is None:
-        # Later entries overwrite earlier ones: the last assignment wins, as in doc.get.
-        index = indexes[id(doc)] = {e.name: e for e in doc.entries}
-    return index.get(name)
-
-
 def _deployed_env_files(project: Project, template_path: str) -> list[EnvDocument]:
     """The env files a template describes: in its directory, not templates, and either
     production files or the template's own base (``.env`` for ``.env.example``) when that one
@@ -664,7 +652,7 @@ def template_key_set(
     targets = _deployed_env_files(project, subject.path)
     checked: list[str] = []
     for doc in targets:
-        entry = _entry(project, doc, name)
+        entry = doc.get(name)
         target_name = posixpath.basename(doc.artifact.path)
         if entry is None:
             if has_default or _set_in_compose(project, posixpath.dirname(subject.path), name):
@@ -745,7 +733,7 @@ def compose_variable_defined(
                 "evidence": f"no env file beside {view.name}: ${{{name}}} must come from the shell"
             },
         )
-    if any(_entry(project, doc, name) is not None for doc in files):
+    if any(doc.get(name) is not None for doc in files):
         return TRUE
     searched = ", ".join(sorted(posixpath.basename(d.artifact.path) for d in files)[:4])
     return Outcome(

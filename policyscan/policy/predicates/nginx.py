@@ -177,13 +177,6 @@ def is_tls(server: Directive) -> bool:
     return ssl is not None and ssl.args[:1] == ("on",)
 
 
-def _memo(project: Project, key: str) -> dict[Any, Any]:
-    """A per-scan memo kept on the project (rules run once per subject; the answers they share
-    are computed once)."""
-    memo: dict[Any, Any] = project.memo(("nginx_memo", key), dict)
-    return memo
-
-
 # ----------------------------------------------------------------------- what a server serves
 
 _HTTPS_TARGET = re.compile(r"^[\"']?https://", re.IGNORECASE)
@@ -244,11 +237,7 @@ def server_redirect(server: Directive) -> bool:
 
 def _content(project: Project, server: NginxContext) -> tuple[bool | None, NginxContext | None]:
     """Whether the server serves content, and the first location that does."""
-    memo = _memo(project, "content")
-    if id(server) not in memo:
-        memo[id(server)] = _compute_content(project, server)
-    result: tuple[bool | None, NginxContext | None] = memo[id(server)]
-    return result
+    return project.memo_for("nginx_content", server, lambda: _compute_content(project, server))
 
 
 def _compute_content(
@@ -285,14 +274,11 @@ def _subtree(project: Project, directive: Directive) -> tuple[bool, frozenset[st
     """Whether the block has an unread include anywhere inside, and the names of the
     directives it holds: read once per block, since every judged_once rule walks every server
     (the project keeps each directive alive, so its id is not reused)."""
-    memo = _memo(project, "subtree")
-    found: tuple[bool, frozenset[str]] | None = memo.get(id(directive))
-    if found is None:
-        found = memo[id(directive)] = (
-            _subtree_opaque(directive),
-            frozenset(d.name for d in _walk(directive)),
-        )
-    return found
+    return project.memo_for(
+        "nginx_subtree",
+        directive,
+        lambda: (_subtree_opaque(directive), frozenset(d.name for d in _walk(directive))),
+    )
 
 
 def judged_once(
@@ -321,11 +307,8 @@ def judged_once(
     http = ancestor(ctx, "http")
     if per != "project" and http is None:
         return Outcome(not args.get("need_http"))
-    memo = _memo(
-        project,
-        f"judged_once:{per}:{sorted(names)}:{bool(args.get('tls'))}:{bool(args.get('content'))}",
-    )
-    if not memo:
+
+    def firsts() -> dict[int | None, NginxContext]:
         # The first undeclaring server of every group, in one pass over the servers: a pass
         # per http block made a tree of many nginx files quadratic.
         first: dict[int | None, NginxContext] = {}
@@ -333,9 +316,14 @@ def judged_once(
             key = id(ancestor(s, "http")) if per != "project" else None
             if key not in first and eligible(s) and not _declares(project, s.directive, names):
                 first[key] = s
-        memo["first"] = first
+        return first
+
+    first = project.memo(
+        ("nginx_judged_once", per, names, bool(args.get("tls")), bool(args.get("content"))),
+        firsts,
+    )
     group = id(http) if per != "project" else None
-    return Outcome(memo["first"].get(group) is ctx)
+    return Outcome(first.get(group) is ctx)
 
 
 # ------------------------------------------------------------------------------- TLS
@@ -435,17 +423,17 @@ def plain_http_server(
     ctx = _ctx(subject)
     if ctx is None or _plain_port_80(ctx.directive) is None:
         return Outcome(False)
-    memo = _memo(project, "tls_dirs")
-    if "dirs" not in memo:
-        memo["dirs"] = {
+
+    def tls_dirs() -> tuple[set[str], set[str]]:
+        dirs = {
             posixpath.dirname(s.directive.path) for s in _servers(project) if is_tls(s.directive)
         }
-        memo["parents"] = {posixpath.dirname(d) for d in memo["dirs"]}
+        return dirs, {posixpath.dirname(d) for d in dirs}
+
+    dirs, parents = project.memo("nginx_tls_dirs", tls_dirs)
     here = posixpath.dirname(ctx.directive.path)
     # The same nginx: a TLS server in this directory, the one above, or one below it.
-    return Outcome(
-        here in memo["dirs"] or posixpath.dirname(here) in memo["dirs"] or here in memo["parents"]
-    )
+    return Outcome(here in dirs or posixpath.dirname(here) in dirs or here in parents)
 
 
 def http_redirects(
@@ -758,16 +746,19 @@ def cors_credentials_safe(
     ctx = _ctx(subject)
     if ctx is None:
         return TRUE
-    memo = _memo(project, "cors_owner")
-    if "done" not in memo:
-        memo["done"] = True
+
+    def owners() -> dict[tuple[str, int], NginxContext]:
+        found: dict[tuple[str, int], NginxContext] = {}
         for server in _servers(project):
             for origin, _ in _cors_offenders(project, server):
-                memo.setdefault((origin.path, origin.span.start_line), server)
+                found.setdefault((origin.path, origin.span.start_line), server)
+        return found
+
+    owner = project.memo("nginx_cors_owner", owners)
     mine = [
         (o, c)
         for o, c in _cors_offenders(project, ctx)
-        if memo.get((o.path, o.span.start_line)) is ctx
+        if owner.get((o.path, o.span.start_line)) is ctx
     ]
     if not mine:
         return TRUE
@@ -797,14 +788,18 @@ def first_header_owner(
     mine = ctx.headers.get(name)
     if mine is None:
         return Outcome(False)
-    memo = _memo(project, f"header_owner:{name}")
-    if "done" not in memo:
-        memo["done"] = True
+    scope = subject.scope.split(".")[1]
+
+    def owners() -> dict[tuple[str, int], NginxContext]:
+        found: dict[tuple[str, int], NginxContext] = {}
         for kind, other in project.nginx_contexts:
-            found = other.headers.get(name) if kind == subject.scope.split(".")[1] else None
-            if found is not None:
-                memo.setdefault((found.path, found.span.start_line), other)
-    return Outcome(memo.get((mine.path, mine.span.start_line)) is ctx)
+            header = other.headers.get(name) if kind == scope else None
+            if header is not None:
+                found.setdefault((header.path, header.span.start_line), other)
+        return found
+
+    owner = project.memo(("nginx_header_owner", name, scope), owners)
+    return Outcome(owner.get((mine.path, mine.span.start_line)) is ctx)
 
 
 _CSP_DIRECTIVE = re.compile(r"(?:^|;)\s*([a-z-]+)([^;]*)", re.IGNORECASE)

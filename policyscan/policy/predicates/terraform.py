@@ -157,17 +157,16 @@ class _ModuleIndex:
 
 
 def _module_index(project: Project, module: TerraformModule) -> _ModuleIndex:
-    # By id: the project keeps every module alive, so no id is reused while this memo lives.
-    indexes: dict[int, _ModuleIndex] = project.memo("terraform_module_index", dict)
-    index = indexes.get(id(module))
-    if index is None:
-        resources = [b for b in module.blocks if b.type == "resource"]
-        by_type: dict[str, list[Block]] = {}
-        for block in resources:
-            by_type.setdefault(_rtype(block), []).append(block)
-        calls = [(b, tuple(_texts(b.body))) for b in module.blocks if b.type == "module"]
-        index = indexes[id(module)] = _ModuleIndex(resources, by_type, {}, calls)
-    return index
+    return project.memo_for("terraform_module_index", module, lambda: _index_module(module))
+
+
+def _index_module(module: TerraformModule) -> _ModuleIndex:
+    resources = [b for b in module.blocks if b.type == "resource"]
+    by_type: dict[str, list[Block]] = {}
+    for block in resources:
+        by_type.setdefault(_rtype(block), []).append(block)
+    calls = [(b, tuple(_texts(b.body))) for b in module.blocks if b.type == "module"]
+    return _ModuleIndex(resources, by_type, {}, calls)
 
 
 def _module_resources(
@@ -248,12 +247,8 @@ def tf_instantiated(
     node = _node(subject)
     if node is None:
         return UNKNOWN
-    # Many rules ask it of every resource; by the block's id (the project keeps every block).
-    answers: dict[int, bool | None] = project.memo("terraform_instantiated", dict)
-    block = node[1]
-    if id(block) not in answers:
-        answers[id(block)] = instantiated(*node)
-    return Outcome(answers[id(block)])
+    # Many rules ask it of every resource.
+    return Outcome(project.memo_for("terraform_instantiated", node[1], lambda: instantiated(*node)))
 
 
 # ------------------------------------------------------------------------------- references
@@ -1135,11 +1130,11 @@ def sg_ingress_subject(
     module, block = node
     if value is not subject.facts:  # under a quantifier: nothing to share
         return _sg_ingress_subject(value, module, block)
-    # Three rules ask it of every resource; by the block's id (the project keeps every block).
-    answers: dict[int, Outcome] = project.memo("terraform_sg_ingress_subject", dict)
-    if id(block) not in answers:
-        answers[id(block)] = _sg_ingress_subject(value, module, block)
-    return Outcome(answers[id(block)].result)
+    # Three rules ask it of every resource.
+    answer = project.memo_for(
+        "terraform_sg_ingress_subject", block, lambda: _sg_ingress_subject(value, module, block)
+    )
+    return Outcome(answer.result)
 
 
 def _sg_ingress_subject(value: Value, module: TerraformModule, block: Block) -> Outcome:
