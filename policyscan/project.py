@@ -13,7 +13,7 @@ import copy
 import fnmatch
 import itertools
 import posixpath
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from typing import Any, TypeVar
@@ -284,6 +284,37 @@ def _mentions(value: Value, needle: str) -> bool:
 # ------------------------------------------------------------------------------- project
 
 
+# The Terraform resources that rules of other families read (the one way they read Terraform:
+# Project.terraform_resources). When a scan is split by kind (split.py), the process without
+# the Terraform documents gets these resources, and only these, from the process with them.
+CROSS_FAMILY_RESOURCES = frozenset(
+    {
+        "aws_alb_listener",
+        "aws_backup_plan",
+        "aws_backup_selection",
+        "aws_cloudfront_distribution",
+        "aws_db_proxy",
+        "aws_elasticache_cluster",
+        "aws_elasticache_replication_group",
+        "aws_elasticache_serverless_cache",
+        "aws_lb_listener",
+        "aws_memorydb_cluster",
+        "aws_wafv2_web_acl",
+    }
+)
+
+
+class TerraformElsewhere(BaseException):
+    """A rule asked for Terraform resources before the process that holds them sent them
+    (split.py): the rule is judged again once they are here. A BaseException, so that the
+    engine's net for a predicate's own errors does not catch it."""
+
+
+class PartialViewError(RuntimeError):
+    """A rule read documents of a kind this process does not hold (split.py): a rule of the
+    wrong family, or a cross-family read that does not go through terraform_resources."""
+
+
 @dataclass
 class Project:
     root: str
@@ -292,6 +323,16 @@ class Project:
     problems: list[Problem] = field(default_factory=list)
     _cache: dict[str, list[Subject]] = field(default_factory=dict)
     _memo: dict[Hashable, Any] = field(default_factory=dict)
+    # The kinds of document this project holds; None: all of them. A project split by kind
+    # raises PartialViewError when asked for others, rather than answering as if there were none.
+    kinds: frozenset[Kind] | None = None
+    # Without the Terraform documents: the resources of CROSS_FAMILY_RESOURCES by module, once
+    # the other process sent them.
+    remote_terraform: dict[str, TerraformModule] | None = None
+
+    def _holds(self, kind: Kind) -> None:
+        if self.kinds is not None and kind not in self.kinds:
+            raise PartialViewError(f"this process holds no {kind.value} documents")
 
     def environment_of(self, path: str) -> Environment:
         return self._environments.get(path, Environment.UNKNOWN)
@@ -301,6 +342,7 @@ class Project:
         return {a.path: a.environment for a in self.artifacts}
 
     def docs(self, kind: Kind) -> list[Any]:
+        self._holds(kind)
         return [
             self.documents[a.path]
             for a in self.artifacts
@@ -389,6 +431,7 @@ class Project:
         )
 
     def dotenv_for(self, directory: str) -> dict[str, str]:
+        self._holds(Kind.ENV)
         path = posixpath.join(directory, ".env") if directory else ".env"
         doc = self.documents.get(path)
         if not isinstance(doc, EnvDocument):
@@ -438,6 +481,39 @@ class Project:
             for block in module.blocks:
                 if block.type == block_type:
                     yield module, block
+
+    def terraform_resources(
+        self, types: Collection[str]
+    ) -> Iterator[tuple[TerraformModule, Block]]:
+        """The resources of ``types`` (all in CROSS_FAMILY_RESOURCES), in module order: how a
+        rule about compose, env files or nginx reads Terraform."""
+        if self.kinds is None or Kind.TERRAFORM in self.kinds:
+            modules = self.terraform_modules
+        else:
+            unsent = set(types) - CROSS_FAMILY_RESOURCES
+            if unsent:
+                raise PartialViewError(f"not in CROSS_FAMILY_RESOURCES: {sorted(unsent)}")
+            if self.remote_terraform is None:
+                raise TerraformElsewhere
+            modules = self.remote_terraform
+        for _, module in sorted(modules.items()):
+            for block in module.blocks:
+                if block.type == "resource" and block.labels and block.labels[0] in types:
+                    yield module, block
+
+    def cross_family_terraform(self) -> dict[str, TerraformModule]:
+        """What terraform_resources reads, for the process that lacks the documents: each
+        module with such resources, those resources only, and what resolves their values."""
+        out: dict[str, TerraformModule] = {}
+        for directory, module in self.terraform_modules.items():
+            blocks = [
+                b
+                for b in module.blocks
+                if b.type == "resource" and b.labels and b.labels[0] in CROSS_FAMILY_RESOURCES
+            ]
+            if blocks:
+                out[directory] = TerraformModule(directory, blocks, module.variables, module.locals)
+        return out
 
     # --- nginx
 

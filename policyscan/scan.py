@@ -239,7 +239,12 @@ def _scan(rules: Sequence[Rule], options: ScanOptions, root: str) -> ScanResult:
     store = _open_cache(found.root, options)
     texts: dict[str, str] = {}
     project: Any
+    by_kind = None
     if store is None:
+        by_kind = _split(rules, options, found.root, found.artifacts, texts, clock)
+    if by_kind is not None:
+        project, evaluated = by_kind
+    elif store is None:
         documents, parse_problems = _parse_all(found.artifacts, options, texts, clock)
         project, evaluated = _evaluate(
             rules, found.root, found.artifacts, documents, clock, options
@@ -273,6 +278,36 @@ def _scan(rules: Sequence[Rule], options: ScanOptions, root: str) -> ScanResult:
     clock.lap("report")
     result.project = project
     return result
+
+
+def _split(
+    rules: Sequence[Rule],
+    options: ScanOptions,
+    root: str,
+    artifacts: list[Artifact],
+    texts: dict[str, str],
+    clock: _Clock,
+) -> tuple[Any, _Evaluated] | None:
+    """Two processes, split by kind (split.py), where that is how the scan is shared out."""
+    if _jobs_for(options.jobs, len(artifacts)) != 2:
+        return None
+    from policyscan.split import scan_by_kind
+
+    done = scan_by_kind(
+        rules,
+        artifacts,
+        root,
+        options.discovery.max_bytes,
+        options.evidence,
+        texts,
+        options.progress,
+    )
+    if done is None:
+        texts.clear()
+        return None
+    stand, (findings, evidence, rule_problems), parse_problems, view_problems = done
+    clock.lap("rules")
+    return stand, _Evaluated(parse_problems, findings, evidence, rule_problems, view_problems)
 
 
 def _evaluate(

@@ -37,6 +37,8 @@ MAX_BASELINE_BYTES = 64 * 1024 * 1024
 BASELINE_VERSION = 1
 
 # Scopes whose subject is a block whose first line an ignore comment can name.
+# What find_ignores looks for first: a file without it has no ignore comment.
+MARKER = "policyscan:"
 _BLOCK_SCOPES = (
     "compose.service",
     "nginx.server",
@@ -47,6 +49,7 @@ _BLOCK_SCOPES = (
     "terraform.variable",
     "dockerfile.stage",
 )
+TERRAFORM_BLOCK_SCOPES = tuple(s for s in _BLOCK_SCOPES if s.startswith("terraform."))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,7 @@ def find_ignores(path: str, text: str) -> tuple[list[Ignore], list[Problem]]:
     """Every ignore comment in one file's text, and a problem for each malformed one."""
     ignores: list[Ignore] = []
     problems: list[Problem] = []
-    if "policyscan:" not in text:  # the common case costs one substring search
+    if MARKER not in text:  # the common case costs one substring search
         return ignores, problems
     # Lines end at "\n" only, as every parser counts them (splitlines would also split at
     # form feeds and other separators and shift every line number after one).

@@ -138,9 +138,18 @@ def _cli(*args: str) -> tuple[int, str]:
 # ------------------------------------------------------------------------------- --jobs
 
 
-def test_pool_gives_the_same_result_as_one_process(monorepo: Path) -> None:
+def _no_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes without the cache split the scan by kind (test_split.py): these tests are
+    about the other ways of sharing it."""
+    monkeypatch.setattr(scan_module, "_split", lambda *args: None)
+
+
+def test_pool_gives_the_same_result_as_one_process(
+    monorepo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     files = len(discover([str(monorepo)], str(monorepo)).artifacts)
     assert files >= scan_module.POOL_MIN_FILES  # or the pool would not run at all
+    _no_split(monkeypatch)
     plain = _scan(monorepo, jobs=1)
     pooled = _scan(monorepo, jobs=2)
     assert plain.findings  # a tree with nothing to find would prove nothing
@@ -151,6 +160,7 @@ def test_rules_shared_out_among_processes_give_the_same_result(
     monorepo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plain = _scan(monorepo, jobs=1)
+    _no_split(monkeypatch)
     monkeypatch.setattr(scan_module, "RULES_POOL_MIN_FILES", 0)  # this tree is too small
     calls = []
     real = engine._evaluate_forked
@@ -187,6 +197,7 @@ def test_rules_shared_by_family_or_by_subject_give_the_same_result(
     plain = _scan(root, jobs=1)
     assert plain.problems and plain.findings
     # This tree is far too small for processes: make them anyway.
+    _no_split(monkeypatch)
     monkeypatch.setattr(scan_module, "RULES_POOL_MIN_FILES", 0)
     monkeypatch.setattr(scan_module, "_jobs_for", lambda jobs, files: jobs)
     monkeypatch.setattr(engine, "_by_family", lambda project, jobs: by_family)
@@ -275,6 +286,7 @@ def test_a_broken_pool_falls_back_to_this_process(
     monorepo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plain = _scan(monorepo, jobs=1)
+    _no_split(monkeypatch)
     monkeypatch.setattr(scan_module, "_parse_chunk", _dies_in_a_worker)
     _assert_same(plain, _scan(monorepo, jobs=2))
 
@@ -302,6 +314,10 @@ def test_leaving_out_evidence_changes_nothing_else(
     assert lean.evidence == []
     assert lean.findings == full.findings
     assert lean.problems == full.problems
+    split = _scan(monorepo, jobs=2, evidence=False)  # split by kind
+    assert split.evidence == []
+    assert split.findings == full.findings
+    _no_split(monkeypatch)
     monkeypatch.setattr(scan_module, "RULES_POOL_MIN_FILES", 0)  # shared among processes too
     shared = _scan(monorepo, jobs=2, evidence=False)
     assert shared.evidence == []

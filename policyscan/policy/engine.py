@@ -203,7 +203,6 @@ def _evaluate_forked(
     subjects changes nothing that a rule reads, so which of them a process has built does not
     matter. Only fork is used: the project is inherited, not pickled."""
     global _FORKED
-    import heapq
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -234,11 +233,7 @@ def _evaluate_forked(
         project.problems[:] = _union(views)
     elif any(view != views[0] for view in views):
         return None  # the project view differed between processes: trust one process instead
-    tagged: list[_Tagged] = [part for part, _ in parts]
-    findings = [f for _, f in heapq.merge(*(t[0] for t in tagged), key=_tag)]
-    evidence = [e for _, e in heapq.merge(*(t[1] for t in tagged), key=_tag)]
-    problems = [p for _, p in heapq.merge(*(t[2] for t in tagged), key=_tag)]
-    return _dedupe(findings), evidence, problems
+    return merge([part for part, _ in parts])
 
 
 def _union(views: list[list[Problem]]) -> list[Problem]:
@@ -274,28 +269,64 @@ def _evaluate_share(part: int) -> tuple[_Tagged, list[Problem]]:
     """Share ``part`` of the subjects, tagged; and the problems the project view found."""
     assert _FORKED is not None
     rules, project, parts, with_evidence, by_family = _FORKED
+    if by_family:
+        # The other process's rules: their subjects are never built here.
+        mine = [i for i, rule in enumerate(rules) if _family(rule) == part]
+        tagged, _ = judge(rules, project, mine, with_evidence)
+    else:
+        tagged, _ = judge(rules, project, range(len(rules)), with_evidence, (part, parts))
+    return tagged, list(project.problems)
+
+
+def judge(
+    rules: Sequence[Rule],
+    project: Project,
+    indices: Iterable[int],
+    with_evidence: bool,
+    share: tuple[int, int] = (0, 1),
+) -> tuple[_Tagged, list[int]]:
+    """Judge the rules at ``indices`` (of ``rules``), each on its ``share`` (every n-th of
+    ``share[1]``) of its candidates; the items tagged with where they were made, to be merged
+    in one process's order (merge). Also the indices of the rules that asked for Terraform
+    resources not here yet (TerraformElsewhere): nothing of theirs is kept, to judge them again
+    once the resources are here."""
+    from policyscan.project import TerraformElsewhere
+
+    part, parts = share
     findings: list[tuple[_Tag, Finding]] = []
     evidence: list[tuple[_Tag, Evidence]] = []
     problems: list[tuple[_Tag, Problem]] = []
-    for r_index, rule in enumerate(rules):
-        if by_family and _family(rule) != part:
-            continue  # the other process's: its subjects are never built here
-        for n, (s_index, subject) in enumerate(_candidates(rule, project)):
-            if not by_family and n % parts != part:
-                continue
-            if not _applies(rule, subject):
-                continue
-            made_f: list[Finding] = []
-            made_e: list[Evidence] = []
-            try:
-                _evaluate_one(rule, subject, project, made_f, made_e if with_evidence else None)
-            except Exception as exc:
-                problems.append(((r_index, s_index, 0), _rule_error(rule, subject, exc)))
-                continue
-            findings.extend(((r_index, s_index, i), f) for i, f in enumerate(made_f))
-            evidence.extend(((r_index, s_index, i), e) for i, e in enumerate(made_e))
-    tagged: _Tagged = (findings, evidence, problems)
-    return tagged, list(project.problems)
+    deferred: list[int] = []
+    for r_index in indices:
+        rule = rules[r_index]
+        made = (len(findings), len(evidence), len(problems))
+        try:
+            for n, (s_index, subject) in enumerate(_candidates(rule, project)):
+                if n % parts != part or not _applies(rule, subject):
+                    continue
+                made_f: list[Finding] = []
+                made_e: list[Evidence] = []
+                try:
+                    _evaluate_one(rule, subject, project, made_f, made_e if with_evidence else None)
+                except Exception as exc:
+                    problems.append(((r_index, s_index, 0), _rule_error(rule, subject, exc)))
+                    continue
+                findings.extend(((r_index, s_index, i), f) for i, f in enumerate(made_f))
+                evidence.extend(((r_index, s_index, i), e) for i, e in enumerate(made_e))
+        except TerraformElsewhere:
+            del findings[made[0] :], evidence[made[1] :], problems[made[2] :]
+            deferred.append(r_index)
+    return (findings, evidence, problems), deferred
+
+
+def merge(parts: Sequence[_Tagged]) -> tuple[list[Finding], list[Evidence], list[Problem]]:
+    """The tagged items of several judge() calls, in the order one process makes them."""
+    import heapq
+
+    findings = [f for _, f in heapq.merge(*(t[0] for t in parts), key=_tag)]
+    evidence = [e for _, e in heapq.merge(*(t[1] for t in parts), key=_tag)]
+    problems = [p for _, p in heapq.merge(*(t[2] for t in parts), key=_tag)]
+    return _dedupe(findings), evidence, problems
 
 
 def _candidates(rule: Rule, project: Project) -> Iterable[tuple[int, Subject]]:

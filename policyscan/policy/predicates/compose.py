@@ -1774,17 +1774,18 @@ def _service_location(svc: Value) -> Location:
     return Location(svc.path, svc.key_span or svc.span)
 
 
+_REDIS_RESOURCES = (
+    "aws_elasticache_replication_group",
+    "aws_elasticache_cluster",
+    "aws_elasticache_serverless_cache",
+    "aws_memorydb_cluster",
+)
+
+
 def _elasticache(project: Project) -> Iterable[tuple[Any, Value, bool | None]]:
     """ElastiCache/MemoryDB Redis resources and whether they keep snapshots."""
-    for module, block in project.terraform_blocks("resource"):
-        rtype = block.labels[0] if block.labels else ""
-        if rtype not in (
-            "aws_elasticache_replication_group",
-            "aws_elasticache_cluster",
-            "aws_elasticache_serverless_cache",
-            "aws_memorydb_cluster",
-        ):
-            continue
+    for module, block in project.terraform_resources(_REDIS_RESOURCES):
+        rtype = block.labels[0]
         body = module.resolve_tree(block.body)
         engine = body.get("engine")
         engine_text = _str(engine) if engine is not None else "redis"
@@ -1906,6 +1907,9 @@ def _compose_tls(project: Project) -> tuple[Related | None, bool]:
     return None, unknown
 
 
+_TLS_FRONTS = ("aws_cloudfront_distribution", "aws_lb_listener", "aws_alb_listener")
+
+
 def tls_termination_anywhere(
     value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
 ) -> Outcome:
@@ -1934,12 +1938,10 @@ def tls_termination_anywhere(
             return Outcome(True, details={"evidence": f"nginx TLS server in {server.path}"})
         plain.append(Related(Location(server.path, server.span), "plain-HTTP nginx server"))
     unknown = False
-    for module, block in project.terraform_blocks("resource"):
-        rtype = block.labels[0] if block.labels else ""
+    for module, block in project.terraform_resources(_TLS_FRONTS):
+        rtype = block.labels[0]
         if rtype == "aws_cloudfront_distribution":
             return Outcome(True, details={"evidence": block.address})
-        if rtype not in ("aws_lb_listener", "aws_alb_listener"):
-            continue
         body = module.resolve_tree(block.body)
         protocol_v = body.get("protocol")
         protocol = "HTTP" if protocol_v is None else _str(protocol_v)

@@ -174,15 +174,14 @@ def backup_in_project(
                     {"evidence": f"backup service {name}"},
                     (Related(svc.location, f"backup service {name}"),),
                 )
-    for _, block in project.terraform_blocks("resource"):
-        if block.labels and block.labels[0] in ("aws_backup_plan", "aws_backup_selection"):
-            return Outcome(
-                True,
-                None,
-                "",
-                {"evidence": block.address},
-                (Related(Value(None, block.path, block.span).location, block.address),),
-            )
+    for _, block in project.terraform_resources(("aws_backup_plan", "aws_backup_selection")):
+        return Outcome(
+            True,
+            None,
+            "",
+            {"evidence": block.address},
+            (Related(Value(None, block.path, block.span).location, block.address),),
+        )
     return Outcome(False, None, "", {"searched": "compose services, aws_backup_plan"})
 
 

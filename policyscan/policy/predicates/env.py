@@ -871,9 +871,8 @@ def _external_pooler(project: Project) -> str | None:
                 image is not None and _EXTERNAL_POOLER.search(image.as_str() or "")
             ):
                 return f"service {name}"
-    for _, block in project.terraform_blocks("resource"):
-        if block.labels and block.labels[0] == "aws_db_proxy":
-            return block.address
+    for _, block in project.terraform_resources(("aws_db_proxy",)):
+        return block.address
     return None
 
 

@@ -559,12 +559,8 @@ def _walk_values(value: Value) -> Iterator[tuple[str, Value]]:
 
 def _rate_limit_elsewhere(project: Project) -> str | None:
     """Rate limiting outside nginx: a WAFv2 rate-based rule, or a Traefik rate-limit middleware."""
-    for _, block in project.terraform_blocks("resource"):
-        if (
-            block.labels
-            and block.labels[0] == "aws_wafv2_web_acl"
-            and any(k == "rate_based_statement" for k, _ in _walk_values(block.body))
-        ):
+    for _, block in project.terraform_resources(("aws_wafv2_web_acl",)):
+        if any(k == "rate_based_statement" for k, _ in _walk_values(block.body)):
             return f"{block.address} has a rate-based rule"
     for view in project.compose_views:
         for name, svc in view.services.items():

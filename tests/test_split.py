@@ -1,0 +1,291 @@
+"""The scan split by kind between two processes (policyscan/split.py): Terraform in a forked
+worker, everything else in the parent. It must find exactly what one process finds, in the same
+order, whatever goes wrong in the worker."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policyscan import scan as scan_module
+from policyscan import split as split_module
+from policyscan.model import Kind, ScanResult
+from policyscan.plan import Settings, make_plan
+from policyscan.policy import engine
+from policyscan.project import (
+    CROSS_FAMILY_RESOURCES,
+    PartialViewError,
+    Project,
+    TerraformElsewhere,
+)
+from policyscan.scan import ScanOptions, parse_artifact, scan
+from tests.conftest import ROOT, write_tree
+
+COMPOSE = """\
+services:
+  db:
+    image: postgres:16
+    volumes: [pgdata:/var/lib/postgresql/data]
+  cache:
+    image: redis:7
+    command: redis-server --save ""
+  web:
+    image: nginx:1.25
+    ports: ["80:80", "8080:8080"]
+volumes:
+  pgdata: {}
+"""
+ENV = "DEBUG=true\nSECRET_KEY=changeme\nDATABASE_URL=postgres://app:hunter2@db/app\n"
+BACKUP_TF = """\
+resource "aws_backup_plan" "nightly" {
+  name = "nightly"
+}
+
+resource "aws_elasticache_replication_group" "cache" {
+  replication_group_id     = var.name
+  snapshot_retention_limit = 0
+}
+
+variable "name" {
+  default = "cache"
+}
+"""
+DB_TF = """\
+resource "aws_db_instance" "main" {
+  publicly_accessible     = true
+  backup_retention_period = 1
+  password                = "hunter2"
+}
+
+# policyscan: ignore[PST002] reviewed: a test database
+resource "aws_db_instance" "test" {
+  publicly_accessible = true
+}
+"""
+BUCKET_TF = """\
+resource "aws_s3_bucket" "assets" {
+  bucket = "assets"
+}
+
+resource "aws_lb_listener" "http" {
+  port     = 80
+  protocol = "HTTP"
+}
+"""
+NGINX = (
+    "http {\n  include missing.conf;\n  server {\n    listen 80;\n    server_tokens on;\n  }\n}\n"
+)
+
+
+def _repo(root: Path) -> Path:
+    return write_tree(
+        root,
+        {
+            "app/docker-compose.yml": COMPOSE,
+            "app/.env": ENV,
+            "app/Dockerfile": "FROM python:latest\nCMD python app.py\n",
+            "infra/backup.tf": BACKUP_TF,
+            "infra/broken.tf": 'resource "aws_s3_bucket" "x" {\n  bucket = \n',
+            "infra/db.tf": DB_TF,
+            "infra/latin1.tf": b'resource "aws_s3_bucket" "y" { bucket = "caf\xe9" }\n',
+            "modules/edge/main.tf": BUCKET_TF,
+            "modules/edge/broken.tf": "locals {\n  a = [\n",
+            "nginx/nginx.conf": NGINX,
+        },
+    )
+
+
+def _options(root: Path, **changes: Any) -> tuple[list[Any], ScanOptions]:
+    plan = make_plan(Settings(paths=(str(root),)))
+    return plan.rules, dataclasses.replace(plan.scan_options(None), **changes)
+
+
+def _scan(root: Path, **changes: Any) -> ScanResult:
+    rules, options = _options(root, **changes)
+    return scan(rules, options)
+
+
+def _assert_same(a: ScanResult, b: ScanResult) -> None:
+    assert a.findings == b.findings
+    assert a.evidence == b.evidence
+    assert a.problems == b.problems
+    assert a == b
+
+
+@pytest.fixture
+def forced(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Split even a small tree, every other Terraform file parsed by each process; the list
+    gets what each split returned (None: it fell back)."""
+    monkeypatch.setattr(scan_module, "_jobs_for", lambda jobs, files: jobs)
+    monkeypatch.setattr(
+        split_module, "_share_here", lambda artifacts, terraform: set(terraform[::2])
+    )
+    returned: list[Any] = []
+    real = split_module.scan_by_kind
+
+    def recorded(*args: Any) -> Any:
+        done = real(*args)
+        returned.append(done)
+        return done
+
+    monkeypatch.setattr(split_module, "scan_by_kind", recorded)
+    return returned
+
+
+@pytest.mark.parametrize(
+    ("evidence", "share"), [(True, slice(None, None, 2)), (False, slice(0)), (True, slice(None))]
+)
+def test_split_finds_what_one_process_finds(
+    tmp_path: Path,
+    forced: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    evidence: bool,
+    share: slice,
+) -> None:
+    """Each process parsing some of the Terraform files, the worker all of them, this process
+    all of them."""
+    root = _repo(tmp_path / "repo")
+    plain = _scan(root, jobs=1, evidence=evidence)
+    # The tree has what the split must carry across: parse problems and a file that is not
+    # UTF-8 on both sides, an nginx include that is missing (the view's problem), an ignore
+    # comment on a Terraform block, and rules of other families that read Terraform.
+    ids = {f.rule_id for f in plain.findings}
+    assert {"PST001", "PSE001", "PSX001"} <= ids
+    assert "PSC001" not in ids  # the aws_backup_plan, read across families, backs the db up
+    # An ignore above a block covers a finding inside it: the worker sends the blocks.
+    assert [(f.rule_id, f.location.span.start_line) for f in plain.findings if f.suppressed] == [
+        ("PST002", 9)
+    ]
+    assert [(p.path, p.code) for p in plain.problems] == [
+        ("infra/broken.tf", "parse-error"),
+        ("infra/latin1.tf", "encoding"),
+        ("modules/edge/broken.tf", "parse-error"),
+        ("nginx/nginx.conf", "include"),
+    ]
+
+    deferred: list[int] = []
+    real_judge = engine.judge
+    parent = os.getpid()
+
+    def judge(*args: Any, **kwargs: Any) -> Any:
+        tagged, later = real_judge(*args, **kwargs)
+        if os.getpid() == parent:
+            deferred.extend(later)
+        return tagged, later
+
+    monkeypatch.setattr(engine, "judge", judge)
+    monkeypatch.setattr(
+        split_module, "_share_here", lambda artifacts, terraform: set(terraform[share])
+    )
+    split = _scan(root, jobs=2, evidence=evidence)
+    assert forced and forced[0] is not None  # split, not fallen back
+    assert deferred  # a rule asked for Terraform before the worker sent it, and waited
+    _assert_same(plain, split)
+
+
+def test_split_on_a_generated_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "monorepo"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "generate_monorepo.py"),
+            *("--services", "16", "--seed", "7", "--insecure-rate", "0.2", "--out", str(out)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    plain = _scan(out, jobs=1)
+    assert plain.findings
+    returned: list[Any] = []
+    real = split_module.scan_by_kind
+
+    def recorded(*args: Any) -> Any:
+        returned.append(real(*args))
+        return returned[-1]
+
+    monkeypatch.setattr(split_module, "scan_by_kind", recorded)
+    split = _scan(out, jobs=2)  # over POOL_MIN_FILES: split without being forced to
+    assert returned and returned[0] is not None
+    _assert_same(plain, split)
+
+
+def _dies(*args: Any) -> Any:
+    os._exit(3)  # as a worker killed by the OOM killer would
+
+
+def _fails(*args: Any) -> Any:
+    raise ValueError("a bug in the worker")
+
+
+@pytest.mark.parametrize("how", [_dies, _fails])
+def test_a_lost_worker_leaves_the_scan_to_this_process(
+    tmp_path: Path, forced: list[Any], monkeypatch: pytest.MonkeyPatch, how: Any
+) -> None:
+    root = _repo(tmp_path / "repo")
+    plain = _scan(root, jobs=1)
+    monkeypatch.delenv("POLICYSCAN_DEBUG", raising=False)
+    monkeypatch.setattr(split_module, "_work", how)
+    after = _scan(root, jobs=2)
+    assert forced == [None]  # the split gave up, and the scan was done the ordinary way
+    _assert_same(plain, after)
+
+
+def _project(root: Path, kinds: frozenset[Kind] | None) -> Project:
+    from policyscan.discover import discover
+
+    found = discover([str(root)], str(root))
+    documents = {}
+    for artifact in found.artifacts:
+        doc, _ = parse_artifact(artifact, 1 << 20)
+        if isinstance(doc, scan_module._Failed):
+            continue
+        if kinds is None or artifact.kind in kinds:
+            documents[artifact.path] = doc
+    return Project(found.root, found.artifacts, documents, kinds=kinds)
+
+
+def test_a_partial_project_refuses_the_kinds_it_does_not_hold(tmp_path: Path) -> None:
+    root = _repo(tmp_path / "repo")
+    terraform = _project(root, frozenset({Kind.TERRAFORM}))
+    with pytest.raises(PartialViewError):
+        terraform.docs(Kind.COMPOSE)
+    with pytest.raises(PartialViewError):
+        terraform.dotenv_for("app")
+    assert terraform.docs(Kind.TERRAFORM)
+
+    rest = _project(root, frozenset(set(Kind) - {Kind.TERRAFORM}))
+    with pytest.raises(PartialViewError):
+        _ = rest.terraform_modules
+    with pytest.raises(TerraformElsewhere):  # not sent yet
+        list(rest.terraform_resources(["aws_backup_plan"]))
+    rest.remote_terraform = terraform.cross_family_terraform()
+    with pytest.raises(PartialViewError):  # never sent: not declared in CROSS_FAMILY_RESOURCES
+        list(rest.terraform_resources(["aws_s3_bucket"]))
+
+
+def test_the_resources_sent_are_those_every_resource_would_give(tmp_path: Path) -> None:
+    root = _repo(tmp_path / "repo")
+    full = _project(root, None)
+    rest = _project(root, frozenset(set(Kind) - {Kind.TERRAFORM}))
+    rest.remote_terraform = _project(root, frozenset({Kind.TERRAFORM})).cross_family_terraform()
+    types = sorted(CROSS_FAMILY_RESOURCES)
+    expected = [
+        (b.address, b.path, b.span)
+        for _, b in full.terraform_blocks("resource")
+        if b.labels and b.labels[0] in CROSS_FAMILY_RESOURCES
+    ]
+    assert len(expected) == 3  # the backup plan, the cache and the listener
+    for project in (full, rest):
+        found = [(b.address, b.path, b.span) for _, b in project.terraform_resources(types)]
+        assert found == expected
+    # Resolved the same way: the cache's id comes from a variable of its module.
+    for project in (full, rest):
+        [(module, block)] = project.terraform_resources(["aws_elasticache_replication_group"])
+        resolved = module.resolve_tree(block.body).get("replication_group_id")
+        assert resolved is not None and resolved.data == "cache"
