@@ -29,6 +29,7 @@ from policyscan.policy.loader import Rule
 if TYPE_CHECKING:
     from policyscan.cache import ScanCache
     from policyscan.project import Project
+    from policyscan.split import Sources
     from policyscan.suppress import SuppressOptions
 
 # Below this many files to parse, starting processes costs more than it saves (a fork-started
@@ -243,7 +244,7 @@ def _scan(rules: Sequence[Rule], options: ScanOptions, root: str) -> ScanResult:
     if store is None:
         by_kind = _split(rules, options, found.root, found.artifacts, texts, clock)
     if by_kind is not None:
-        project, evaluated = by_kind
+        project, evaluated, _ = by_kind
     elif store is None:
         documents, parse_problems = _parse_all(found.artifacts, options, texts, clock)
         project, evaluated = _evaluate(
@@ -287,27 +288,35 @@ def _split(
     artifacts: list[Artifact],
     texts: dict[str, str],
     clock: _Clock,
-) -> tuple[Any, _Evaluated] | None:
-    """Two processes, split by kind (split.py), where that is how the scan is shared out."""
+    sources: Sources | None = None,
+) -> tuple[Any, _Evaluated, dict[str, bytes]] | None:
+    """Two processes, split by kind (split.py), where that is how the scan is shared out: the
+    project (a stand-in), what the rules made, and (with ``sources``, the cache's) each
+    document's pickle. ``texts`` is changed only when it was done."""
     if _jobs_for(options.jobs, len(artifacts)) != 2:
         return None
     from policyscan.split import scan_by_kind
 
+    kept = dict(texts)
     done = scan_by_kind(
         rules,
         artifacts,
         root,
         options.discovery.max_bytes,
         options.evidence,
-        texts,
+        kept,
+        sources,
         options.progress,
     )
     if done is None:
-        texts.clear()
         return None
-    stand, (findings, evidence, rule_problems), parse_problems, view_problems = done
+    texts.clear()
+    texts.update(kept)
     clock.lap("rules")
-    return stand, _Evaluated(parse_problems, findings, evidence, rule_problems, view_problems)
+    evaluated = _Evaluated(
+        done.parse_problems, done.findings, done.evidence, done.rule_problems, done.view_problems
+    )
+    return done.project, evaluated, done.pickles
 
 
 def _evaluate(
@@ -629,15 +638,56 @@ def _scan_cached(
 
         return _LazyProject(build), hit
 
-    docs, parse_problems, fresh = documents()
-    # Documents are taken before evaluation, which may annotate them.
-    project, evaluated = _evaluate(rules, root, artifacts, docs, clock, options)
-    evaluated.parse_problems = parse_problems
+    packed = store.load_documents()
+    by_kind = _split_cached(rules, options, root, artifacts, keys, failed, texts, packed, clock)
+    if by_kind is not None:
+        project, evaluated, fresh = by_kind
+    else:
+        docs, parse_problems, fresh = documents()
+        # Documents are taken before evaluation, which may annotate them.
+        project, evaluated = _evaluate(rules, root, artifacts, docs, clock, options)
+        evaluated.parse_problems = parse_problems
     if fresh != packed:
         store.store_documents(fresh)
     store.store_results(tree, evaluated)
     clock.lap("cache.store")
     return project, evaluated
+
+
+def _split_cached(
+    rules: Sequence[Rule],
+    options: ScanOptions,
+    root: str,
+    artifacts: list[Artifact],
+    keys: list[str | None],
+    failed: dict[str, Problem],
+    texts: dict[str, str],
+    packed: dict[str, tuple[str, bytes]],
+    clock: _Clock,
+) -> tuple[Any, _Evaluated, dict[str, tuple[str, bytes]]] | None:
+    """_split with the cache: each document whose key is unchanged is loaded rather than
+    parsed. Also the cache entries for the files of this scan, as _documents makes them."""
+    if _jobs_for(options.jobs, len(artifacts)) != 2:
+        return None
+    from policyscan.split import Sources
+
+    cached: dict[str, bytes] = {}
+    for artifact, key in zip(artifacts, keys, strict=True):
+        entry = packed.get(artifact.path) if key is not None else None
+        if entry is not None and entry[0] == key:
+            cached[artifact.path] = entry[1]
+    clock.lap("cache.load")
+    done = _split(rules, options, root, artifacts, texts, clock, Sources(texts, failed, cached))
+    if done is None:
+        return None
+    project, evaluated, pickles = done
+    fresh: dict[str, tuple[str, bytes]] = {}
+    for artifact, key in zip(artifacts, keys, strict=True):
+        blob = pickles.get(artifact.path) or cached.get(artifact.path)
+        # A file that failed to parse has no text left, and no entry.
+        if key is not None and blob is not None and artifact.path in texts:
+            fresh[artifact.path] = (key, blob)
+    return project, evaluated, fresh
 
 
 def _documents(

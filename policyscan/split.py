@@ -12,8 +12,10 @@ type) as soon as it has them, and a rule that asked before they came is judged a
 (``engine.judge`` defers it). The items of both processes are merged in the order one process
 makes them, so the output is the same as a scan in one process.
 
-Used for exactly two processes, without the cache (whose entries are the pickled documents the
-split avoids making) and where fork is the platform's way. Whatever goes wrong in the worker
+Used for exactly two processes, where fork is the platform's way. With the cache, the texts
+were read (and hashed) here already and the worker inherits them; a document the cache holds
+is loaded rather than parsed, by the process it falls to, and the worker sends back the pickle
+of each document it parsed, for this process to store. Whatever goes wrong in the worker
 (killed, a bug) returns None here, and the scan is done the ordinary way.
 """
 
@@ -26,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from policyscan.model import Artifact, Kind, Problem
+from policyscan.model import Artifact, Evidence, Finding, Kind, Problem
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -46,6 +48,16 @@ _OTHER = 0.85
 
 
 @dataclass(frozen=True)
+class Sources:
+    """With the cache: every readable file's text (as hashed), the problem of each file that
+    could not be read, and the cached pickle of each document whose key is unchanged."""
+
+    texts: dict[str, str]
+    failed: dict[str, Problem]
+    cached: dict[str, bytes]
+
+
+@dataclass(frozen=True)
 class _Plan:
     """What both processes know of the scan."""
 
@@ -55,6 +67,42 @@ class _Plan:
     root: str
     max_bytes: int
     with_evidence: bool
+    sources: Sources | None  # None: without the cache, each file is read where it is parsed
+
+
+# One file's document (or a _Failed), its text, and its pickle when one is wanted (to send it
+# to the worker, or for the cache).
+_Obtained = tuple[object, str, bytes | None]
+
+
+# What the worker tells of each file it parsed: its problems, whether it failed, and what the
+# parent lacks: the text (without the cache the parent did not read it) and the pickle (with
+# the cache, of a document parsed rather than loaded).
+_Parsed = tuple[list[Problem], bool, str | None, bytes | None]
+
+
+def _obtain(plan: _Plan, index: int, pickle: bool) -> _Obtained:
+    """A file's document: read and parsed, or taken from the cache."""
+    from policyscan.scan import _dumps, _Failed, _load, parse_artifact, parse_text
+
+    artifact = plan.artifacts[index]
+    sources = plan.sources
+    if sources is None:
+        doc, text = parse_artifact(artifact, plan.max_bytes)
+        failed = isinstance(doc, _Failed)
+        return doc, text, _dumps(doc) if pickle and not failed else None
+    problem = sources.failed.get(artifact.path)
+    if problem is not None:
+        return _Failed(artifact, [problem]), "", None
+    text = sources.texts[artifact.path]
+    blob = sources.cached.get(artifact.path)
+    if blob is not None:
+        loaded = _load(blob)
+        if loaded is not None:
+            return loaded, text, blob
+    doc = parse_text(artifact, text)
+    # Pickled now: evaluation may annotate the document afterwards.
+    return doc, text, None if isinstance(doc, _Failed) else _dumps(doc)
 
 
 # What the worker does, set just before it is forked, inherited, never pickled: the plan, the
@@ -76,6 +124,19 @@ class _Stand:
         return self.project.subjects(scope)
 
 
+@dataclass
+class Split:
+    """What a split scan made: as from one process, and in the same order."""
+
+    project: _Stand
+    findings: list[Finding]
+    evidence: list[Evidence]
+    rule_problems: list[Problem]
+    parse_problems: list[Problem]  # every file's, in path order
+    view_problems: list[Problem]
+    pickles: dict[str, bytes]  # with the cache: each document's pickle, by path
+
+
 def scan_by_kind(
     rules: Sequence[Rule],
     artifacts: list[Artifact],
@@ -83,11 +144,11 @@ def scan_by_kind(
     max_bytes: int,
     with_evidence: bool,
     texts: dict[str, str],
+    sources: Sources | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[_Stand, tuple[list[Any], list[Any], list[Problem]], list[Problem], list[Problem]] | None:
-    """The scan's documents and rules in two processes. Returns the project stand-in, (findings,
-    evidence, rule problems), the parse problems (in path order) and the view's problems; None
-    where it could not be done (the caller scans the ordinary way)."""
+) -> Split | None:
+    """The scan's documents and rules in two processes; None where it could not be done (the
+    caller scans the ordinary way). ``texts`` gets the text of every document parsed."""
     global _WORK
     import multiprocessing
 
@@ -96,9 +157,9 @@ def scan_by_kind(
     terraform = [i for i, a in enumerate(artifacts) if a.kind is Kind.TERRAFORM]
     if not can_fork() or not terraform or len(terraform) == len(artifacts):
         return None
-    here = _share_here(artifacts, terraform)
+    here = _share_here(artifacts, terraform, sources)
     terraform_rules = [i for i, r in enumerate(rules) if r.scope.startswith("terraform.")]
-    plan = _Plan(rules, terraform_rules, artifacts, root, max_bytes, with_evidence)
+    plan = _Plan(rules, terraform_rules, artifacts, root, max_bytes, with_evidence, sources)
     context = multiprocessing.get_context("fork")
     inbox: Queue[Any] = context.Queue()
     receive, send = context.Pipe(duplex=False)
@@ -129,28 +190,35 @@ def _here(
     inbox: Queue[Any],
     receive: Connection,
     progress: Callable[[int, int], None] | None,
-) -> tuple[_Stand, tuple[list[Any], list[Any], list[Problem]], list[Problem], list[Problem]] | None:
+) -> Split | None:
     from policyscan.policy import engine
     from policyscan.project import Project
-    from policyscan.scan import _dumps, _Failed, parse_artifact
+    from policyscan.scan import _Failed
 
     artifacts = plan.artifacts
     total = len(artifacts)
-    mine = [*sorted(here_tf), *(i for i, a in enumerate(artifacts) if a.kind is not Kind.TERRAFORM)]
+    others = [i for i, a in enumerate(artifacts) if a.kind is not Kind.TERRAFORM]
+    mine = [*sorted(here_tf), *others]
     problems: dict[str, list[Problem]] = {}
     documents: dict[str, object] = {}
+    pickles: dict[str, bytes] = {}
     sent: list[tuple[int, str, bytes | None]] = []
     # This process's Terraform share first, so that the worker has it when it wants it.
     if not here_tf:
         inbox.put(sent)
     for done, index in enumerate(mine, 1):
         artifact = artifacts[index]
-        doc, text = parse_artifact(artifact, plan.max_bytes)
+        terraform = artifact.kind is Kind.TERRAFORM
+        doc, text, blob = _obtain(plan, index, pickle=terraform)
         problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
-        if not isinstance(doc, _Failed):
+        if isinstance(doc, _Failed):
+            texts.pop(artifact.path, None)
+        else:
             texts[artifact.path] = text
-            if artifact.kind is Kind.TERRAFORM:
-                sent.append((index, text, _dumps(doc)))
+            if blob is not None and plan.sources is not None:
+                pickles[artifact.path] = blob
+            if terraform:
+                sent.append((index, text, blob))
             else:
                 documents[artifact.path] = doc
         if done == len(here_tf):
@@ -161,8 +229,8 @@ def _here(
     kinds = frozenset(k for k in Kind if k is not Kind.TERRAFORM)
     project = Project(plan.root, artifacts, documents, kinds=kinds)
     theirs = set(plan.terraform_rules)
-    others = [i for i in range(len(plan.rules)) if i not in theirs]
-    mine_tagged, deferred = engine.judge(plan.rules, project, others, plan.with_evidence)
+    rest = [i for i in range(len(plan.rules)) if i not in theirs]
+    mine_tagged, deferred = engine.judge(plan.rules, project, rest, plan.with_evidence)
 
     remote = _receive(receive)
     if remote is None:
@@ -175,16 +243,23 @@ def _here(
     if done_there is None:
         return None
     tagged, view_problems, parsed, stubs = done_there
-    for path, (found, text) in parsed.items():
+    for path, (found, failed, text, blob) in parsed.items():
         problems[path] = found
+        if failed:
+            texts.pop(path, None)
         if text is not None:
             texts[path] = text
-    parse_problems = [p for a in artifacts for p in problems.get(a.path, ())]
-    return (
+        if blob is not None:
+            pickles[path] = blob
+    findings, evidence, rule_problems = engine.merge([mine_tagged, late, tagged])
+    return Split(
         _Stand(project, stubs),
-        engine.merge([mine_tagged, late, tagged]),
-        parse_problems,
+        findings,
+        evidence,
+        rule_problems,
+        [p for a in artifacts for p in problems.get(a.path, ())],
         [*project.problems, *view_problems],
+        pickles,
     )
 
 
@@ -201,34 +276,40 @@ def _receive(receive: Connection) -> Any:
     return message[1] if isinstance(message, tuple) and message[0] == "ok" else None
 
 
-def _share_here(artifacts: list[Artifact], terraform: list[int]) -> set[int]:
-    """The Terraform files this process parses, so that both finish about together: by the
-    bytes of each kind and the costs above."""
-    sizes: dict[int, float] = {}
-    other = 0.0
+def _share_here(
+    artifacts: list[Artifact], terraform: list[int], sources: Sources | None
+) -> set[int]:
+    """The Terraform files this process takes, so that both finish about together: by the
+    bytes of each file and the costs above (a cached document is loaded, not parsed)."""
+    cached = sources.cached if sources is not None else {}
+    cost: dict[int, tuple[float, float, float]] = {}  # there, here, there for one taken here
+    here_total = there_total = 0.0
     for index, artifact in enumerate(artifacts):
         try:
             megabytes = os.path.getsize(artifact.abspath) / 1e6
         except OSError:
             megabytes = 0.0
-        if artifact.kind is Kind.TERRAFORM:
-            sizes[index] = megabytes
-        else:
-            other += megabytes
-    total = sum(sizes.values())
-    # Here: other * _OTHER + y * (_TF_PARSE + _TF_PICKLE); there: (total - y) * _TF_PARSE +
-    # y * _TF_LOAD + total * _TF_RULES. Equal at:
-    wanted = (total * (_TF_PARSE + _TF_RULES) - other * _OTHER) / (
-        2 * _TF_PARSE + _TF_PICKLE - _TF_LOAD
-    )
+        if artifact.kind is not Kind.TERRAFORM:
+            here_total += megabytes * _OTHER
+            continue
+        hit = artifact.path in cached
+        obtain = megabytes * (_TF_LOAD if hit else _TF_PARSE)
+        if sources is not None and not hit:
+            obtain += megabytes * _TF_PICKLE  # for the cache, wherever it is parsed
+        # Taken here, a parsed document is pickled for the worker (the cache's pickle, with
+        # the cache), and the worker loads it.
+        here_cost = obtain + (megabytes * _TF_PICKLE if sources is None and not hit else 0.0)
+        cost[index] = (obtain, here_cost, megabytes * _TF_LOAD)
+        there_total += obtain + megabytes * _TF_RULES
     here: set[int] = set()
-    taken = 0.0
     # From the end: the worker starts at the front, and a module's files stay together.
     for index in reversed(terraform):
-        if taken >= wanted:
+        there, taken_here, loaded_there = cost[index]
+        if here_total + taken_here > there_total - there + loaded_there:
             break
         here.add(index)
-        taken += sizes[index]
+        here_total += taken_here
+        there_total += loaded_there - there
     return here
 
 
@@ -250,23 +331,30 @@ def _worker() -> None:
 
 def _work(
     plan: _Plan, mine: list[int], inbox: Queue[Any], send: Connection
-) -> tuple[Any, list[Problem], dict[str, tuple[list[Problem], str | None]], dict[str, Any]]:
+) -> tuple[Any, list[Problem], dict[str, _Parsed], dict[str, list[Subject]]]:
     from policyscan import suppress
     from policyscan.cache import dumps
     from policyscan.policy import engine
     from policyscan.project import Project
-    from policyscan.scan import _Failed, _load, parse_artifact, parse_text
+    from policyscan.scan import _Failed, _load, parse_text
 
     documents: dict[str, object] = {}
-    parsed: dict[str, tuple[list[Problem], str | None]] = {}
+    texts: dict[str, str] = {}
+    parsed: dict[str, _Parsed] = {}
     for index in mine:
         artifact = plan.artifacts[index]
-        doc, text = parse_artifact(artifact, plan.max_bytes)
-        failed = isinstance(doc, _Failed)
-        parsed[artifact.path] = (list(doc.problems), None if failed else text)  # type: ignore[attr-defined]
-        if not failed:
-            documents[artifact.path] = doc
-    texts = {path: text for path, (_, text) in parsed.items() if text is not None}
+        doc, text, blob = _obtain(plan, index, pickle=False)
+        found = list(doc.problems)  # type: ignore[attr-defined]
+        if isinstance(doc, _Failed):
+            parsed[artifact.path] = (found, True, None, None)
+            continue
+        documents[artifact.path] = doc
+        texts[artifact.path] = text
+        if plan.sources is None:
+            parsed[artifact.path] = (found, False, text, None)
+        else:
+            fresh = blob is not plan.sources.cached.get(artifact.path)
+            parsed[artifact.path] = (found, False, None, blob if fresh else None)
     for index, text, blob in _take(inbox):
         artifact = plan.artifacts[index]
         doc = _load(blob)

@@ -388,9 +388,15 @@ def test_an_edit_of_the_same_size_and_time_is_seen(tmp_path: Path) -> None:
     _assert_same(_scan(root), _scan(root, cache=True))
 
 
-def test_jobs_with_a_partly_warm_cache(monorepo: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("split", [True, False])
+def test_jobs_with_a_partly_warm_cache(
+    monorepo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool
+) -> None:
+    """Two processes with the cache: split by kind, or (as with more processes) a pool."""
     import shutil
 
+    if not split:
+        monkeypatch.setattr(scan_module, "_split_cached", lambda *args: None)
     root = tmp_path / "tree"
     shutil.copytree(monorepo, root, ignore=shutil.ignore_patterns(cache.CACHE_DIRNAME))
     _scan(root, cache=True, jobs=2)

@@ -124,7 +124,7 @@ def forced(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     gets what each split returned (None: it fell back)."""
     monkeypatch.setattr(scan_module, "_jobs_for", lambda jobs, files: jobs)
     monkeypatch.setattr(
-        split_module, "_share_here", lambda artifacts, terraform: set(terraform[::2])
+        split_module, "_share_here", lambda artifacts, terraform, sources: set(terraform[::2])
     )
     returned: list[Any] = []
     real = split_module.scan_by_kind
@@ -181,7 +181,7 @@ def test_split_finds_what_one_process_finds(
 
     monkeypatch.setattr(engine, "judge", judge)
     monkeypatch.setattr(
-        split_module, "_share_here", lambda artifacts, terraform: set(terraform[share])
+        split_module, "_share_here", lambda artifacts, terraform, sources: set(terraform[share])
     )
     split = _scan(root, jobs=2, evidence=evidence)
     assert forced and forced[0] is not None  # split, not fallen back
@@ -289,3 +289,63 @@ def test_the_resources_sent_are_those_every_resource_would_give(tmp_path: Path) 
         [(module, block)] = project.terraform_resources(["aws_elasticache_replication_group"])
         resolved = module.resolve_tree(block.body).get("replication_group_id")
         assert resolved is not None and resolved.data == "cache"
+
+
+def _entries(root: Path) -> dict[str, tuple[str, object]]:
+    """The cache's documents, loaded: equal documents may pickle to different bytes (which
+    equal objects a pickle shares depends on what was built before)."""
+    from policyscan.cache import ScanCache, loads
+
+    store = ScanCache.open(str(root))
+    assert store is not None
+    return {path: (key, loads(blob)) for path, (key, blob) in store.load_documents().items()}
+
+
+def test_split_with_the_cache(
+    tmp_path: Path, forced: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cold, partly warm and warm: the same result as one process without the cache, and the
+    same cache entries as one process with it."""
+    from policyscan import cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    root = _repo(tmp_path / "repo")
+
+    def entries_alone() -> dict[str, tuple[str, object]]:
+        """What one process leaves in the cache after the same scan."""
+        made = _entries(root)
+        cache.clear(str(root))
+        _scan(root, jobs=1, cache=True)
+        assert _entries(root) == made
+        return made
+
+    split = _scan(root, jobs=2, cache=True)
+    assert forced and forced[-1] is not None
+    _assert_same(_scan(root, jobs=1), split)
+    entries_alone()
+    _scan(root, jobs=2, cache=True)  # the split's own entries back, for the next scan
+
+    # A Terraform document and an env file change, the rest do not.
+    with (root / "infra" / "db.tf").open("a", encoding="utf-8") as f:
+        f.write('\nresource "aws_s3_bucket" "more" {\n  bucket = "more"\n}\n')
+    with (root / "app" / ".env").open("a", encoding="utf-8") as f:
+        f.write("LOG_LEVEL=debug\n")
+    forced.clear()
+    loaded: list[bytes | None] = []
+    real_load = scan_module._load
+
+    def counted(blob: bytes | None) -> object | None:
+        loaded.append(blob)
+        return real_load(blob)
+
+    monkeypatch.setattr(scan_module, "_load", counted)
+    partly = _scan(root, jobs=2, cache=True)
+    assert forced and forced[-1] is not None
+    assert loaded  # unchanged documents came from the cache
+    _assert_same(_scan(root, jobs=1), partly)
+
+    forced.clear()
+    warm = _scan(root, jobs=2, cache=True)
+    assert forced == []  # answered from the cached results: nothing to split
+    _assert_same(partly, warm)
+    entries_alone()
