@@ -671,11 +671,7 @@ def _split_cached(
         return None
     from policyscan.split import Sources
 
-    cached: dict[str, bytes] = {}
-    for artifact, key in zip(artifacts, keys, strict=True):
-        entry = packed.get(artifact.path) if key is not None else None
-        if entry is not None and entry[0] == key:
-            cached[artifact.path] = entry[1]
+    cached = _unchanged(artifacts, keys, packed)
     clock.lap("cache.load")
     done = _split(rules, options, root, artifacts, texts, clock, Sources(texts, failed, cached))
     if done is None:
@@ -690,6 +686,18 @@ def _split_cached(
     return project, evaluated, fresh
 
 
+def _unchanged(
+    artifacts: list[Artifact], keys: list[str | None], packed: dict[str, tuple[str, bytes]]
+) -> dict[str, bytes]:
+    """The cached pickle of each document whose key is as the cache has it."""
+    cached: dict[str, bytes] = {}
+    for artifact, key in zip(artifacts, keys, strict=True):
+        entry = packed.get(artifact.path) if key is not None else None
+        if entry is not None and entry[0] == key:
+            cached[artifact.path] = entry[1]
+    return cached
+
+
 def _documents(
     artifacts: list[Artifact],
     keys: list[str | None],
@@ -702,16 +710,9 @@ def _documents(
     """Every file's document: the cached one if its key is unchanged, else parsed (the texts
     already read: what is parsed is what was hashed). Returns the documents, the parse problems
     in path order, and the cache entries for the files of this scan."""
-    blobs: list[bytes | None] = []
-    todo: list[int] = []
-    for index, (artifact, key) in enumerate(zip(artifacts, keys, strict=True)):
-        entry = packed.get(artifact.path) if key is not None else None
-        if entry is not None and entry[0] == key:
-            blobs.append(entry[1])
-        else:
-            blobs.append(None)
-            if key is not None:
-                todo.append(index)
+    cached = _unchanged(artifacts, keys, packed)
+    blobs: list[bytes | None] = [cached.get(a.path) for a in artifacts]
+    todo = [i for i, key in enumerate(keys) if key is not None and blobs[i] is None]
     clock.lap("cache.load")
     parsed: dict[int, object] = {}
     jobs = _jobs_for(options.jobs, len(todo))
