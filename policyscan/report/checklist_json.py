@@ -6,7 +6,6 @@ evidence, sorted keys, paths relative to the scanned root, no timestamps.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from policyscan import __version__
@@ -20,7 +19,7 @@ from policyscan.readiness import (
     rule_name,
     safe_text,
 )
-from policyscan.report import Report
+from policyscan.report import Report, jsontext
 from policyscan.report.json_report import finding_dict, problem_dict
 
 SCHEMA_VERSION = 1
@@ -131,4 +130,4 @@ def payload(readiness: Readiness) -> dict[str, Any]:
 
 def render(readiness: Readiness, options: RenderOptions) -> str:
     del options  # paths stay relative to the scanned root, as in the scan's JSON
-    return json.dumps(payload(readiness), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return jsontext.dumps(payload(readiness)) + "\n"

@@ -6,12 +6,11 @@ tree gives byte-identical output.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from policyscan import __version__
 from policyscan.model import Finding, Location, Problem
-from policyscan.report import Report
+from policyscan.report import Report, jsontext
 
 SCHEMA_VERSION = 1
 
@@ -79,4 +78,4 @@ def render(report: Report) -> str:
         "suppressed": [finding_dict(f, report) for f in suppressed],
         "problems": [problem_dict(p) for p in result.problems],
     }
-    return json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return jsontext.dumps(payload) + "\n"

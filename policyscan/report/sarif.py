@@ -8,7 +8,6 @@ unless asked for: GitHub opens alerts for suppressed results anyway.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from policyscan import __version__
 from policyscan.model import Finding, Location, Problem, Severity
 from policyscan.policy import docs
 from policyscan.policy.loader import Rule
-from policyscan.report import Report
+from policyscan.report import Report, jsontext
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 FINGERPRINT_KEY = "policyscan/v1"
@@ -148,4 +147,4 @@ def render(report: Report) -> str:
         "results": [_result(f, index, report) for f in findings],
     }
     log = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
-    return json.dumps(log, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return jsontext.dumps(log) + "\n"

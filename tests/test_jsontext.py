@@ -1,0 +1,57 @@
+"""policyscan.report.jsontext writes what json.dumps(indent=2, sort_keys=True,
+ensure_ascii=False) writes, character for character."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policyscan.plan import Settings, make_plan
+from policyscan.report import Report, jsontext, render
+from policyscan.scan import scan
+from tests.conftest import FIXTURES
+
+
+def _standard(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()  # any code point, lone surrogates and controls included
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.tuples(inner, inner)
+    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_values)
+def test_generated_values(value: Any) -> None:
+    assert jsontext.dumps(value) == _standard(value)
+
+
+def test_what_it_does_not_write_goes_to_json() -> None:
+    odd = {"a": {2: "int keys", 1: "sorted as ints"}, "b": [True, None], "c": {2.5: "x"}}
+    assert jsontext.dumps(odd) == _standard(odd)
+
+
+def test_reports_of_both_fixtures() -> None:
+    for name in ("insecure-shop", "hardened-shop"):
+        plan = make_plan(Settings(paths=(str(FIXTURES / name),)))
+        result = scan(plan.rules, plan.scan_options(None))
+        assert result.findings or name == "hardened-shop"  # which has nothing to find
+        report = Report(result, {r.id: r for r in plan.rules}, color=False, quiet=False)
+        for fmt in ("sarif", "json"):
+            text = render(fmt, report)
+            assert text == _standard(json.loads(text)) + "\n"
