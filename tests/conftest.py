@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from policyscan.policy.loader import Rule, load_policies
+
+if TYPE_CHECKING:
+    from policyscan.model import ScanResult
+    from policyscan.scan import ScanOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
@@ -24,3 +30,27 @@ def write_tree(base: Path, files: dict[str, str | bytes]) -> Path:
         else:
             path.write_text(content, encoding="utf-8", newline="")
     return base
+
+
+def scan_options(root: Path, **changes: Any) -> tuple[list[Rule], ScanOptions]:
+    """The rules and options `policyscan ROOT` would use, with ``changes``."""
+    from policyscan.plan import Settings, make_plan
+
+    plan = make_plan(Settings(paths=(str(root),)))
+    return plan.rules, dataclasses.replace(plan.scan_options(None), **changes)
+
+
+def scan_tree(root: Path, **changes: Any) -> ScanResult:
+    from policyscan.scan import scan
+
+    rules, options = scan_options(root, **changes)
+    return scan(rules, options)
+
+
+def assert_same_result(a: ScanResult, b: ScanResult) -> None:
+    """Field by field first, for a readable failure."""
+    assert a.findings == b.findings
+    assert a.evidence == b.evidence
+    assert a.problems == b.problems
+    assert a.artifacts == b.artifacts
+    assert a == b

@@ -23,10 +23,11 @@ from policyscan import cache
 from policyscan import scan as scan_module
 from policyscan.cli import main
 from policyscan.discover import discover
-from policyscan.model import ScanResult
-from policyscan.plan import Settings, make_plan
 from policyscan.policy import engine, loader
-from policyscan.scan import ScanOptions, parse_artifact, scan
+from policyscan.scan import parse_artifact, scan
+from tests.conftest import assert_same_result as _assert_same
+from tests.conftest import scan_options as _options
+from tests.conftest import scan_tree as _scan
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "benchmarks" / "generate_monorepo.py"
@@ -105,24 +106,6 @@ def monorepo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     return out
-
-
-def _options(root: Path, **changes: Any) -> tuple[list[loader.Rule], ScanOptions]:
-    plan = make_plan(Settings(paths=(str(root),)))
-    return plan.rules, dataclasses.replace(plan.scan_options(None), **changes)
-
-
-def _scan(root: Path, **changes: Any) -> ScanResult:
-    rules, options = _options(root, **changes)
-    return scan(rules, options)
-
-
-def _assert_same(a: ScanResult, b: ScanResult) -> None:
-    assert a.findings == b.findings
-    assert a.evidence == b.evidence
-    assert a.problems == b.problems
-    assert a.artifacts == b.artifacts
-    assert a == b
 
 
 def _cli(*args: str) -> tuple[int, str]:

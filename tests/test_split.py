@@ -4,7 +4,6 @@ order, whatever goes wrong in the worker."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -15,8 +14,7 @@ import pytest
 
 from policyscan import scan as scan_module
 from policyscan import split as split_module
-from policyscan.model import Kind, ScanResult
-from policyscan.plan import Settings, make_plan
+from policyscan.model import Kind
 from policyscan.policy import engine
 from policyscan.project import (
     CROSS_FAMILY_RESOURCES,
@@ -24,8 +22,10 @@ from policyscan.project import (
     Project,
     TerraformElsewhere,
 )
-from policyscan.scan import ScanOptions, parse_artifact, scan
+from policyscan.scan import parse_artifact
 from tests.conftest import ROOT, write_tree
+from tests.conftest import assert_same_result as _assert_same
+from tests.conftest import scan_tree as _scan
 
 COMPOSE = """\
 services:
@@ -99,23 +99,6 @@ def _repo(root: Path) -> Path:
             "nginx/nginx.conf": NGINX,
         },
     )
-
-
-def _options(root: Path, **changes: Any) -> tuple[list[Any], ScanOptions]:
-    plan = make_plan(Settings(paths=(str(root),)))
-    return plan.rules, dataclasses.replace(plan.scan_options(None), **changes)
-
-
-def _scan(root: Path, **changes: Any) -> ScanResult:
-    rules, options = _options(root, **changes)
-    return scan(rules, options)
-
-
-def _assert_same(a: ScanResult, b: ScanResult) -> None:
-    assert a.findings == b.findings
-    assert a.evidence == b.evidence
-    assert a.problems == b.problems
-    assert a == b
 
 
 @pytest.fixture
