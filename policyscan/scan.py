@@ -307,6 +307,7 @@ def _split(
         kept,
         sources,
         options.progress,
+        clock.lap,
     )
     if done is None:
         return None

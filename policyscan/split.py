@@ -146,9 +146,11 @@ def scan_by_kind(
     texts: dict[str, str],
     sources: Sources | None = None,
     progress: Callable[[int, int], None] | None = None,
+    lap: Callable[[str], None] | None = None,
 ) -> Split | None:
     """The scan's documents and rules in two processes; None where it could not be done (the
-    caller scans the ordinary way). ``texts`` gets the text of every document parsed."""
+    caller scans the ordinary way). ``texts`` gets the text of every document parsed;
+    ``lap("parse")`` is called when this process has parsed its share."""
     global _WORK
     import multiprocessing
 
@@ -173,7 +175,7 @@ def scan_by_kind(
         _WORK = None
     send.close()  # the worker's end: with this one closed, a dead worker reads as EOF here
     try:
-        return _here(plan, here, texts, inbox, receive, progress)
+        return _here(plan, here, texts, inbox, receive, progress, lap)
     finally:
         receive.close()
         inbox.close()
@@ -190,6 +192,7 @@ def _here(
     inbox: Queue[Any],
     receive: Connection,
     progress: Callable[[int, int], None] | None,
+    lap: Callable[[str], None] | None,
 ) -> Split | None:
     from policyscan.policy import engine
     from policyscan.project import Project
@@ -225,6 +228,8 @@ def _here(
             inbox.put(sent)  # written by the queue's own thread: this process goes on
         if progress is not None:
             progress(done * total // len(mine), total)
+    if lap is not None:
+        lap("parse")
 
     kinds = frozenset(k for k in Kind if k is not Kind.TERRAFORM)
     project = Project(plan.root, artifacts, documents, kinds=kinds)
