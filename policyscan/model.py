@@ -104,20 +104,25 @@ class Value:
     key_span: Span | None = None
 
     def get(self, key: str) -> Value | None:
-        if isinstance(self.data, dict):
-            return self.data.get(key)
-        if isinstance(self.data, list):
+        data = self.data
+        if isinstance(data, dict):
+            return data.get(key)
+        if isinstance(data, list):
             if key.isdigit():
                 index = int(key)
-                return self.data[index] if index < len(self.data) else None
+                return data[index] if index < len(data) else None
             # A nested Terraform block is a list of one: `versioning.enabled` reads the first.
-            return self.data[0].get(key) if self.data else None
+            return data[0].get(key) if data else None
         return None
 
     def lookup(self, dotted: str) -> Value | None:
         """Follow a dotted path (``deploy.resources.limits``); ``.`` is the value itself."""
         if dotted in (".", ""):
             return self
+        if "." not in dotted:
+            # Most paths a rule names are one key of a mapping: the hottest call of a scan.
+            data = self.data
+            return data.get(dotted) if isinstance(data, dict) else self.get(dotted)
         node: Value | None = self
         for part in dotted.split("."):
             if node is None:
@@ -132,12 +137,11 @@ class Value:
             for index, item in enumerate(self.data):
                 yield str(index), item
 
-    def scalar(self) -> Scalar:
-        return None if isinstance(self.data, dict | list) else self.data
-
     def as_str(self) -> str | None:
         """The scalar as compose or an env file would hand it to a program, or None."""
-        value = self.scalar()
+        value = self.data
+        if type(value) is str:
+            return value
         if value is None or isinstance(value, dict | list):
             return None
         if isinstance(value, bool):

@@ -19,13 +19,22 @@ from typing import TYPE_CHECKING, Any
 
 from policyscan.errors import PolicyError
 from policyscan.model import Related, Value
-from policyscan.policy.operators import LIST_OPERATORS, OPERATORS, REGEX_OPERATORS, scalar_text
+from policyscan.policy.operators import (
+    LIST_OPERATORS,
+    OPERATORS,
+    REGEX_OPERATORS,
+    Test,
+    scalar_text,
+)
 
 if TYPE_CHECKING:
     from policyscan.project import Project, Subject
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and an outcome is
+# made for every condition on every subject. Never changed once made (TRUE and UNKNOWN are
+# shared).
+@dataclass(slots=True)
 class Outcome:
     result: bool | None
     blame: Value | None = None
@@ -84,7 +93,7 @@ def compile_condition(node: Any, where: str, predicates: Mapping[str, Predicate]
                 raise PolicyError(f"{where} -> value: invalid regular expression: {exc}") from None
         if op_name in LIST_OPERATORS and not isinstance(arg, list):
             raise PolicyError(f"{where} -> value: operator {op_name!r} takes a list")
-        return _attr(str(node["attr"]), OPERATORS[op_name], arg)
+        return _attr(str(node["attr"]), OPERATORS[op_name](arg))
     raise PolicyError(f"{where}: expected one of all, any, not, attr, some, every, none, predicate")
 
 
@@ -173,12 +182,23 @@ def _not(inner: Condition) -> Condition:
     return cond
 
 
-def _attr(path: str, op: Callable[[Value | None, Any], bool | None], arg: Any) -> Condition:
-    def cond(value: Value, subject: Subject, project: Project) -> Outcome:
-        target = value.lookup(path)
-        return Outcome(op(target, arg), target, path)
+def _attr(path: str, test: Test) -> Condition:
+    if path in (".", "") or "." in path:
 
-    return cond
+        def cond(value: Value, subject: Subject, project: Project) -> Outcome:
+            target = value.lookup(path)
+            return Outcome(test(target), target, path)
+
+        return cond
+
+    def one_key(value: Value, subject: Subject, project: Project) -> Outcome:
+        # Value.lookup's answer for a path of one key, without the call: nearly every path is
+        # one, and this runs for every condition on every subject.
+        data = value.data
+        target = data.get(path) if isinstance(data, dict) else value.get(path)
+        return Outcome(test(target), target, path)
+
+    return one_key
 
 
 def _elements(value: Value | None) -> list[Value]:

@@ -1,7 +1,8 @@
 """The comparison operators a condition can name, as a literal dict of small functions.
 
-Each takes the attribute's Value (None when absent) and the rule's argument, and answers True,
-False, or None when the value cannot be known statically. Unknown is never a violation.
+Each takes the rule's argument, once, and gives the test: it takes the attribute's Value (None
+when absent) and answers True, False, or None when the value cannot be known statically.
+Unknown is never a violation.
 """
 
 from __future__ import annotations
@@ -9,20 +10,17 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 from policyscan.model import Value
 
-Operator = Callable[[Value | None, Any], bool | None]
+# What a condition asks of an attribute's Value (None when absent).
+Test = Callable[[Value | None], bool | None]
+# An operator takes the rule's argument once, when the policy is compiled, and gives the test.
+Operator = Callable[[Any], Test]
 
 TRUTHY = frozenset({"1", "true", "yes", "on", "y", "t", "enable", "enabled"})
 FALSY = frozenset({"0", "false", "no", "off", "n", "f", "disable", "disabled", ""})
-
-
-@lru_cache(maxsize=1024)
-def regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
 
 
 def scalar_text(value: Value) -> str | None:
@@ -52,24 +50,34 @@ def _number(value: Value) -> float | None:
 def _known(fn: Callable[[Value, Any], bool | None]) -> Operator:
     """Absent is False; unknown is None; otherwise ask ``fn``."""
 
-    def op(value: Value | None, arg: Any) -> bool | None:
-        if value is None:
-            return False
-        if not value.known:
-            return None
-        return fn(value, arg)
+    def bind(arg: Any) -> Test:
+        def test(value: Value | None) -> bool | None:
+            if value is None:
+                return False
+            if not value.known:
+                return None
+            return fn(value, arg)
 
-    return op
+        return test
+
+    return bind
 
 
-def _exists(value: Value | None, _arg: Any) -> bool | None:
+def _without_arg(test: Test) -> Operator:
+    def bind(_arg: Any) -> Test:
+        return test
+
+    return bind
+
+
+def _exists(value: Value | None) -> bool | None:
     return value is not None and not (
         value.known and value.data is None and value.text in (None, "", "~", "null")
     )
 
 
-def _absent(value: Value | None, arg: Any) -> bool | None:
-    return not _exists(value, arg)
+def _absent(value: Value | None) -> bool | None:
+    return not _exists(value)
 
 
 def _equals(value: Value, arg: Any) -> bool:
@@ -84,9 +92,44 @@ def _in(value: Value, arg: Any) -> bool:
     return any(_equals(value, item) for item in arg)
 
 
-def _matches(value: Value, arg: Any) -> bool:
-    text = scalar_text(value)
-    return text is not None and regex(str(arg)).search(text) is not None
+def _equals_any(listed: bool, negate: bool) -> Operator:
+    """``in`` (``equals``: a list of one), and their negations. Against strings only, the
+    lowered text is looked up in a set made once: these are the tests most rules start with,
+    run on every subject of their scope."""
+
+    def bind(arg: Any) -> Test:
+        items = arg if listed else [arg]
+        if not all(isinstance(item, str) for item in items):
+            return _known(lambda v, a: _in(v, a) is not negate)(items)
+        wanted = frozenset(item.lower() for item in items)
+
+        def test(value: Value | None) -> bool | None:
+            if value is None:
+                return False
+            if not value.known:
+                return None
+            return ((scalar_text(value) or "").lower() in wanted) is not negate
+
+        return test
+
+    return bind
+
+
+def _matches(negate: bool) -> Operator:
+    def bind(arg: Any) -> Test:
+        search = re.compile(str(arg), re.IGNORECASE).search
+
+        def test(value: Value | None) -> bool | None:
+            if value is None:
+                return False
+            if not value.known:
+                return None
+            text = scalar_text(value)
+            return (text is not None and search(text) is not None) is not negate
+
+        return test
+
+    return bind
 
 
 def _compare(cmp: Callable[[float, float], bool]) -> Operator:
@@ -147,14 +190,14 @@ def _is_public_ip(value: Value, _arg: Any) -> bool | None:
 
 
 OPERATORS: dict[str, Operator] = {
-    "exists": _exists,
-    "absent": _absent,
-    "equals": _known(_equals),
-    "not_equals": _known(lambda v, a: not _equals(v, a)),
-    "in": _known(_in),
-    "not_in": _known(lambda v, a: not _in(v, a)),
-    "matches": _known(_matches),
-    "not_matches": _known(lambda v, a: not _matches(v, a)),
+    "exists": _without_arg(_exists),
+    "absent": _without_arg(_absent),
+    "equals": _equals_any(listed=False, negate=False),
+    "not_equals": _equals_any(listed=False, negate=True),
+    "in": _equals_any(listed=True, negate=False),
+    "not_in": _equals_any(listed=True, negate=True),
+    "matches": _matches(negate=False),
+    "not_matches": _matches(negate=True),
     "gte": _compare(lambda x, y: x >= y),
     "gt": _compare(lambda x, y: x > y),
     "lte": _compare(lambda x, y: x <= y),

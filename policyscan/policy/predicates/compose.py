@@ -1618,12 +1618,19 @@ def _env_mentions(project: Project, needle: re.Pattern[str]) -> Related | None:
     Computed once per project and pattern: every database service asks the same question."""
 
     def build() -> Related | None:
+        search = needle.search
         for other in project.subjects("variable"):
             name = other.facts.get("name")
             val = other.facts.get("value")
-            texts = [name.as_str() if name else None, val.as_str() if val and val.known else None]
-            if any(t and needle.search(t) for t in texts):
-                return Related(other.facts.location if val is None else val.location, "set here")
+            # A loop over every variable of the project: no list or generator per variable.
+            for text in (
+                name.as_str() if name else None,
+                val.as_str() if val and val.known else None,
+            ):
+                if text and search(text):
+                    return Related(
+                        other.facts.location if val is None else val.location, "set here"
+                    )
         return None
 
     return project.memo(("compose_env_mentions", needle.pattern), build)

@@ -32,8 +32,6 @@ def weak_secret(
 ) -> Outcome:
     """The subject's ``value`` (or ``args.attr``) is a literal secret strong enough for its
     class."""
-    from policyscan.secretstrength import assess, is_reference, redact
-
     name_value = value.lookup(args.get("name_attr", "name"))
     name = name_value.as_str() if name_value is not None else None
     target = value.lookup(args.get("attr", "value"))
@@ -42,6 +40,10 @@ def weak_secret(
     cls = _secret_class(name, args)
     if cls is None:
         return TRUE
+    # Imported past the names that are no secret (most): an import statement has a cost even
+    # once the module is loaded, and this runs for every variable.
+    from policyscan.secretstrength import assess, is_reference, redact
+
     if not target.known or not target.literal:
         return UNKNOWN if not target.known else TRUE
     text = target.as_str()
@@ -94,13 +96,13 @@ def secret_reused(
     value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
 ) -> Outcome:
     """This literal secret's value is not also the value of another secret key."""
-    from policyscan.secretstrength import classify_name, is_reference
-
     groups = _reuse_groups(project)
     target = value.lookup("value")
     name = value.lookup("name")
     if target is None or name is None or not target.literal or not target.known:
         return TRUE
+    from policyscan.secretstrength import classify_name, is_reference
+
     text = target.as_str()
     key_name = name.as_str() or ""
     if not text or is_reference(text) or classify_name(key_name) is None:
@@ -126,9 +128,9 @@ def _name_of(subject: Subject) -> str | None:
 
 
 def _reuse_groups(project: Project) -> dict[str, list[Subject]]:
-    from policyscan.secretstrength import classify_name
-
     def build() -> dict[str, list[Subject]]:
+        from policyscan.secretstrength import classify_name
+
         groups: dict[str, list[Subject]] = {}
         for s in project.subjects("variable"):
             if s.template:
