@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -176,6 +177,9 @@ def scan_by_kind(
     send.close()  # the worker's end: with this one closed, a dead worker reads as EOF here
     try:
         return _here(plan, here, texts, inbox, receive, progress, lap)
+    except BaseException:
+        worker.kill()  # interrupted (Ctrl-C reaches only this process): its work is of no use
+        raise
     finally:
         receive.close()
         inbox.close()
@@ -324,6 +328,8 @@ def _worker() -> None:
     assert _WORK is not None
     send = _WORK[3]
     gc.disable()  # as in scan: nothing cyclic to collect in a worker's lifetime
+    # Ctrl-C is the parent's to handle (it stops the worker): no traceback from here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from policyscan.cache import dumps
 
     try:
