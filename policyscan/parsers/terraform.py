@@ -94,11 +94,41 @@ _NAME_FIELD = _LANGUAGE.field_id_for_name("name")
 _NEGATIVE_OK = (int, float)
 
 
+def _kind(name: str) -> int:
+    kind = _LANGUAGE.id_for_node_kind(name, True)
+    assert kind is not None, name
+    return kind
+
+
+# A node's kind_id is a small int, its type a new str at each asking: the walk compares ints.
+_ATTRIBUTE = _kind("attribute")
+_BLOCK = _kind("block")
+_BODY = _kind("body")
+_BOOL_LIT = _kind("bool_lit")
+_COLLECTION_VALUE = _kind("collection_value")
+_EXPRESSION = _kind("expression")
+_HEREDOC_TEMPLATE = _kind("heredoc_template")
+_IDENTIFIER = _kind("identifier")
+_LITERAL_VALUE = _kind("literal_value")
+_NULL_LIT = _kind("null_lit")
+_NUMERIC_LIT = _kind("numeric_lit")
+_OBJECT_ELEM = _kind("object_elem")
+_OPERATION = _kind("operation")
+_STRING_LIT = _kind("string_lit")
+_TEMPLATE_DIRECTIVE = _kind("template_directive")
+_TEMPLATE_EXPR = _kind("template_expr")
+_TEMPLATE_INTERPOLATION = _kind("template_interpolation")
+_TEMPLATE_LITERAL = _kind("template_literal")
+_TUPLE = _kind("tuple")
+_UNARY_OPERATION = _kind("unary_operation")
+
+
 class _Converter:
     """Tree-sitter nodes to Values. The hot path of a Terraform scan: each node costs Python
-    calls into the binding, so each node's ``type`` and ``named_children`` are asked for once,
-    and text comes from slicing the source (``node.text`` copies the bytes out of the tree, and
-    for an all-ASCII file byte offsets are character offsets, so no decoding either)."""
+    calls into the binding, and each Node object made costs more, so a node's kind and children
+    are asked for once, a child is fetched alone when only it is needed, and text comes from
+    slicing the source (``node.text`` copies the bytes out of the tree, and for an all-ASCII
+    file byte offsets are character offsets, so no decoding either)."""
 
     def __init__(self, path: str, text: str = "", source: bytes = b"") -> None:
         self.path = path
@@ -114,6 +144,20 @@ class _Converter:
         # as node.text.decode did.
         return self.source[start:end].decode("utf-8", "replace")
 
+    def _plain_string(self, text: str, node: tree_sitter.Node) -> str | None:
+        """The template_literal of a string_lit read from the string's own text, or None when
+        only its children can tell. Most literals and labels of a file are such strings, and
+        this spares making their three child nodes. An intact string is quote, template_literal,
+        quote (the grammar's shape), and the literal is all the text between the quotes when
+        that is on one line, printable, and without whitespace at either end (which the literal
+        leaves out; no whitespace but the space is printable)."""
+        if len(text) < 3 or text[0] != '"' or text[-1] != '"':
+            return None
+        inner = text[1:-1]
+        if inner[0] == " " or inner[-1] == " " or not inner.isprintable() or node.has_error:
+            return None
+        return inner
+
     def _deep(self, node: tree_sitter.Node) -> None:
         if self.too_deep is None:
             self.too_deep = _span(node)
@@ -124,61 +168,56 @@ class _Converter:
     def expression(self, node: tree_sitter.Node, depth: int) -> Value:
         # Every attribute's value is an ``expression`` around the node that says what it is: a
         # loop unwraps it (and any further nesting, one depth each) without a call per level.
+        # Children are counted, and only a needed one fetched: ``var.x`` is an expression of
+        # two nodes that stays unknown whatever they are.
         while True:
             if depth > MAX_DEPTH:
                 self._deep(node)
                 return self.unknown(node)
-            kind = node.type
-            children = node.named_children
-            if kind != "expression" or len(children) != 1:
+            kind = node.kind_id
+            count = node.named_child_count
+            if kind != _EXPRESSION or count != 1:
                 break
-            node = children[0]
+            node = node.named_child(0)
             depth += 1
-        if not children:
+        if not count:
             return self.unknown(node)
-        if kind == "literal_value":
-            return self.literal(children[0])
-        if kind == "template_expr":
-            return self.template(children[0], node)
-        if kind == "collection_value":
-            return self.collection(children[0], depth)
-        if kind == "operation":
-            inner = children[0]
-            if inner.type == "unary_operation":
-                operands = inner.named_children
-                operand = operands[0] if operands else None
-                if (
-                    operand is not None
-                    and operand.type == "literal_value"
-                    and self._text(inner)[:1] == "-"
-                ):
-                    literals = operand.named_children
-                    value = self.literal(literals[0]) if literals else None
-                    if (
-                        value is not None
-                        and isinstance(value.data, _NEGATIVE_OK)
-                        and not isinstance(value.data, bool)
-                    ):
+        if kind == _LITERAL_VALUE:
+            return self.literal(node.named_child(0))
+        if kind == _TEMPLATE_EXPR:
+            return self.template(node.named_child(0), node)
+        if kind == _COLLECTION_VALUE:
+            return self.collection(node.named_child(0), depth)
+        if kind == _OPERATION:
+            inner = node.named_child(0)
+            if (
+                inner.kind_id == _UNARY_OPERATION
+                and inner.named_child_count
+                and self._text(inner)[:1] == "-"
+            ):
+                operand = inner.named_child(0)
+                if operand.kind_id == _LITERAL_VALUE and operand.named_child_count:
+                    value = self.literal(operand.named_child(0))
+                    if isinstance(value.data, _NEGATIVE_OK) and not isinstance(value.data, bool):
                         return Value(-value.data, self.path, _span(node), text=self._text(node))
         return self.unknown(node)
 
     def literal(self, node: tree_sitter.Node) -> Value:
-        kind = node.type
+        kind = node.kind_id
         text = self._text(node)
         span = _span(node)
         data: Scalar
-        if kind == "string_lit":
-            parts = node.named_children
-            if len(parts) == 3 and parts[1].type == "template_literal" and not node.has_error:
-                # An intact string is quote, template_literal, quote (the grammar's shape): the
-                # common case needs no filtering loop. Not the text between the quotes: the
-                # literal leaves out whitespace at either end.
-                data = _unescape(self._text(parts[1]))
+        if kind == _STRING_LIT:
+            inner = self._plain_string(text, node)
+            if inner is not None:
+                data = _unescape(inner)
             else:
                 data = "".join(
-                    _unescape(self._text(p)) for p in parts if p.type == "template_literal"
+                    _unescape(self._text(p))
+                    for p in node.named_children
+                    if p.kind_id == _TEMPLATE_LITERAL
                 )
-        elif kind == "numeric_lit":
+        elif kind == _NUMERIC_LIT:
             try:
                 # A longer literal is past any float (a rule compares numbers as floats).
                 data = int(text) if len(text) <= 256 else float(text)
@@ -187,9 +226,9 @@ class _Converter:
                     data = float(text)
                 except ValueError:
                     data = text
-        elif kind == "bool_lit":
+        elif kind == _BOOL_LIT:
             data = text == "true"
-        elif kind == "null_lit":
+        elif kind == _NULL_LIT:
             data = None
         else:
             return Value(None, self.path, span, False, False, text)
@@ -198,12 +237,12 @@ class _Converter:
     def template(self, node: tree_sitter.Node, outer: tree_sitter.Node) -> Value:
         literals = []
         for part in node.named_children:
-            kind = part.type
-            if kind == "template_literal":
+            kind = part.kind_id
+            if kind == _TEMPLATE_LITERAL:
                 literals.append(part)
-            elif kind in ("template_interpolation", "template_directive"):
+            elif kind in (_TEMPLATE_INTERPOLATION, _TEMPLATE_DIRECTIVE):
                 return self.unknown(outer)
-        if node.type == "heredoc_template":
+        if node.kind_id == _HEREDOC_TEMPLATE:
             lines = self._text(node).split("\n")
             strip = lines[0].startswith("<<-")
             body = "\n".join(lines[1:-1]) + ("\n" if len(lines) > 2 else "")
@@ -220,14 +259,14 @@ class _Converter:
         span = _span(node)
         deeper = depth + 1
         expression = self.expression
-        if node.type == "tuple":
-            items = [expression(c, deeper) for c in node.named_children if c.type == "expression"]
+        if node.kind_id == _TUPLE:
+            items = [expression(c, deeper) for c in node.named_children if c.kind_id == _EXPRESSION]
             return Value(items, self.path, span)
         entries: dict[str, Value] = {}
         for elem in node.named_children:
-            if elem.type != "object_elem":
+            if elem.kind_id != _OBJECT_ELEM:
                 continue
-            exprs = [c for c in elem.named_children if c.type == "expression"]
+            exprs = [c for c in elem.named_children if c.kind_id == _EXPRESSION]
             if len(exprs) != 2:
                 continue
             key_node = exprs[0]
@@ -251,25 +290,25 @@ class _Converter:
             return Value(entries, path, span)
         deeper = depth + 1
         for child in node.named_children:
-            kind = child.type
-            if kind == "attribute":
+            kind = child.kind_id
+            if kind == _ATTRIBUTE:
                 named = child.named_children
                 ident = (
                     child.child_by_field_name("name") if _NAME_FIELD is not None else None
                 ) or named[0]
                 # ``name = expr``: the expression is the second child unless a comment sits
                 # between them; only then are the children searched.
-                if len(named) > 1 and named[1].type == "expression":
+                if len(named) > 1 and named[1].kind_id == _EXPRESSION:
                     expr = named[1]
                 else:
-                    found = next((c for c in named if c.type == "expression"), None)
+                    found = next((c for c in named if c.kind_id == _EXPRESSION), None)
                     if found is None:
                         continue
                     expr = found
                 value = self.expression(expr, deeper)
                 value.key_span = _span(ident)
                 entries[self._text(ident)] = value
-            elif kind == "block":
+            elif kind == _BLOCK:
                 block = self.block(child, deeper)
                 if block is None:
                     continue
@@ -304,16 +343,19 @@ class _Converter:
         labels = []
         body_node = None
         for child in children[1:]:
-            child_type = child.type
-            if child_type == "string_lit":
-                labels.append(
-                    "".join(
-                        self._text(p) for p in child.named_children if p.type == "template_literal"
+            child_type = child.kind_id
+            if child_type == _STRING_LIT:
+                label = self._plain_string(self._text(child), child)
+                if label is None:
+                    label = "".join(
+                        self._text(p)
+                        for p in child.named_children
+                        if p.kind_id == _TEMPLATE_LITERAL
                     )
-                )
-            elif child_type == "identifier":
+                labels.append(label)
+            elif child_type == _IDENTIFIER:
                 labels.append(self._text(child))
-            elif child_type == "body":
+            elif child_type == _BODY:
                 body_node = child
         span = _span(node)
         body = self.body(body_node, span, depth, None)
