@@ -167,7 +167,7 @@ def _with_snippet(
     finding: Finding, texts: dict[str, str], cache: dict[str, list[str]] | None = None
 ) -> Finding:
     text = texts.get(finding.location.path)
-    if text is None:
+    if text is None or finding.snippet is not None:  # made already where the text was
         return finding
     # Split once per file, not once per finding (a file can hold thousands of findings), and
     # on "\n" only: that is how every parser counts lines (see source.decode).
