@@ -25,6 +25,15 @@ def test_clean_tree_exits_0_and_findings_exit_1(
     assert ".env:1:7" in out and "PSE001" in out and "\x1b[" not in out
 
 
+def test_main_as_a_library_keeps_no_result_alive(tmp_path: Path) -> None:
+    """Only the command, which leaves with os._exit, keeps what a scan made to the end."""
+    from policyscan import cli
+
+    dirty = write_tree(tmp_path / "dirty", {".env": "DEBUG=true\n"})
+    assert main([str(dirty), "-q"]) == 1
+    assert cli._KEPT is None
+
+
 def test_fail_on_threshold(tmp_path: Path) -> None:
     repo = write_tree(tmp_path, {"Dockerfile": "FROM python:3.12\nRUN apt-get install -y gcc\n"})
     assert main([str(repo), "--fail-on", "medium"]) == 1  # PSD001 is medium
