@@ -179,16 +179,17 @@ def scan_by_kind(
     finally:
         _WORK = None
     send.close()  # the worker's end: with this one closed, a dead worker reads as EOF here
+    done = None
     try:
-        return _here(plan, here, texts, inbox, receive, progress, lap)
-    except BaseException:
-        worker.kill()  # interrupted (Ctrl-C reaches only this process): its work is of no use
-        raise
+        done = _here(plan, here, texts, inbox, receive, progress, lap)
+        return done
     finally:
         receive.close()
         inbox.close()
+        if done is None:  # given up, or interrupted (Ctrl-C reaches only this process)
+            worker.kill()
         worker.join(timeout=1)  # it leaves once it has sent its findings
-        if worker.is_alive():  # this process is leaving early (interrupted), or lost it
+        if worker.is_alive():
             worker.kill()
             worker.join()
 
@@ -203,7 +204,7 @@ def _here(
     lap: Callable[[str], None] | None,
 ) -> Split | None:
     from policyscan.policy import engine
-    from policyscan.project import Project
+    from policyscan.project import PartialViewError, Project
     from policyscan.scan import _Failed
 
     artifacts = plan.artifacts
@@ -243,13 +244,17 @@ def _here(
     project = Project(plan.root, artifacts, documents, kinds=kinds)
     theirs = set(plan.terraform_rules)
     rest = [i for i in range(len(plan.rules)) if i not in theirs]
-    mine_tagged, deferred = engine.judge(plan.rules, project, rest, plan.with_evidence)
-
-    remote = _receive(receive)
-    if remote is None:
+    try:
+        mine_tagged, deferred = engine.judge(plan.rules, project, rest, plan.with_evidence)
+        remote = _receive(receive)
+        if remote is None:
+            return None
+        project.remote_terraform = remote
+        late, again = engine.judge(plan.rules, project, deferred, plan.with_evidence)
+    except PartialViewError:
+        # A rule (a user's, say: any predicate may serve any scope) reads Terraform other than
+        # through terraform_resources: this tree is scanned the ordinary way.
         return None
-    project.remote_terraform = remote
-    late, again = engine.judge(plan.rules, project, deferred, plan.with_evidence)
     if again:
         return None
     done_there = _receive(receive)
@@ -385,6 +390,8 @@ def _work(
         target=send.send_bytes, args=(dumps(("ok", project.cross_family_terraform())),)
     )
     sender.start()
+    # A Terraform rule that reads other kinds (PartialViewError) fails the worker: the parent
+    # then scans the ordinary way.
     (findings, evidence, problems), deferred = engine.judge(
         plan.rules, project, plan.terraform_rules, plan.with_evidence
     )

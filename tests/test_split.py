@@ -4,6 +4,7 @@ order, whatever goes wrong in the worker."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -332,3 +333,43 @@ def test_split_with_the_cache(
     assert forced == []  # answered from the cached results: nothing to split
     _assert_same(partly, warm)
     entries_alone()
+
+
+@pytest.mark.parametrize(
+    ("scope", "predicate"),
+    [
+        ("terraform.resource", "backup_anywhere"),  # a Terraform rule reading compose
+        ("compose.service", "alarms_in_project"),  # a compose rule reading Terraform its own way
+    ],
+)
+def test_a_rule_that_reads_across_kinds_its_own_way_leaves_the_scan_to_one_process(
+    tmp_path: Path, forced: list[Any], scope: str, predicate: str
+) -> None:
+    """Any predicate may serve any scope in a user's policy: one that reads documents its
+    process does not hold gives up the split (the tree is scanned the ordinary way), never a
+    different answer."""
+    from policyscan.plan import Settings, make_plan
+    from policyscan.scan import scan
+
+    root = _repo(tmp_path / "repo")
+    policies = write_tree(
+        tmp_path / "policies",
+        {
+            "org.yaml": (
+                f"id: ORG001\nname: across\nscope: {scope}\nartifacts: [compose, terraform]\n"
+                "severity: low\nconfidence: high\nchecklist: [app.env.no-dev-values]\n"
+                "message: 'across'\ndocs: {what: w, why: y, fix: f}\n"
+                f"assert: {{predicate: {predicate}}}\n"
+                # Examples are the test suite's, for built-in rules; a user's must merely exist.
+                "examples: {fail: [{files: {a.tf: 'x'}, expect: [{file: a.tf, line: 1}]}],"
+                " pass: [{files: {b.tf: 'y'}}]}\n"
+            )
+        },
+    )
+    plan = make_plan(Settings(paths=(str(root),), policy_dirs=(str(policies),)))
+    assert any(r.id == "ORG001" for r in plan.rules)
+    options = plan.scan_options(None)
+    plain = scan(plan.rules, dataclasses.replace(options, jobs=1))
+    split = scan(plan.rules, dataclasses.replace(options, jobs=2))
+    assert forced == [None]
+    _assert_same(plain, split)

@@ -289,8 +289,9 @@ def judge(
     ``share[1]``) of its candidates; the items tagged with where they were made, to be merged
     in one process's order (merge). Also the indices of the rules that asked for Terraform
     resources not here yet (TerraformElsewhere): nothing of theirs is kept, to judge them again
-    once the resources are here."""
-    from policyscan.project import TerraformElsewhere
+    once the resources are here. A rule that reads documents this process does not hold
+    (PartialViewError) is not a rule's failure but the split's: it is raised."""
+    from policyscan.project import PartialViewError, TerraformElsewhere
 
     part, parts = share
     findings: list[tuple[_Tag, Finding]] = []
@@ -308,6 +309,8 @@ def judge(
                 made_e: list[Evidence] = []
                 try:
                     _evaluate_one(rule, subject, project, made_f, made_e if with_evidence else None)
+                except PartialViewError:
+                    raise
                 except Exception as exc:
                     problems.append(((r_index, s_index, 0), _rule_error(rule, subject, exc)))
                     continue
