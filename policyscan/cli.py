@@ -599,6 +599,11 @@ CHECKLIST_FORMATS = ("text", "markdown", "json", "html")
     help="Configuration file [default: .policyscan.yaml or pyproject.toml, searched upward].",
 )
 @click.option("--no-color", is_flag=True, help="No ANSI colour (also NO_COLOR=1).")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Neither read nor write the cache (.policyscan_cache/ in the scanned root).",
+)
 def checklist_command(
     paths: tuple[str, ...],
     fmt: str,
@@ -608,6 +613,7 @@ def checklist_command(
     policy_dirs: tuple[str, ...],
     config_file: str | None,
     no_color: bool,
+    no_cache: bool,
 ) -> None:
     """The production deployment checklist for PATHS, filled in from the files: each item met
     (with its evidence), unmet (with its findings), not determinable, or manual."""
@@ -620,7 +626,7 @@ def checklist_command(
     plan = make_plan(
         Settings(paths=paths, config=config_file, policy_dirs=policy_dirs, use_baseline=False)
     )
-    result = _run(plan, evidence=True)
+    result = _run(plan, cache=not no_cache, evidence=True)
     filled = readiness.evaluate(result, plan.rules, section=section_name)
     options = readiness.RenderOptions(
         color=_color(no_color, output), link_prefix=readiness.link_prefix_for(result.root, output)

@@ -396,6 +396,11 @@ def test_no_cache_writes_nothing(tmp_path: Path) -> None:
     code, _ = _cli(str(root), "--no-cache", "--fail-on", "never")
     assert code == 0
     assert not (root / cache.CACHE_DIRNAME).exists()
+    code, _ = _cli("checklist", str(root), "--no-cache", "-f", "json")
+    assert code == 0
+    assert not (root / cache.CACHE_DIRNAME).exists()
+    _cli("checklist", str(root), "-f", "json")
+    assert (root / cache.CACHE_DIRNAME).exists()  # the checklist does use the cache otherwise
 
 
 def test_cache_clear(tmp_path: Path) -> None:
