@@ -26,17 +26,22 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from policyscan import scan as scanning
+from policyscan import suppress
+from policyscan.cache import dumps, loads
 from policyscan.model import Artifact, Evidence, Finding, Kind, Problem
+from policyscan.policy import engine
+from policyscan.project import PartialViewError, Project, facts
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.queues import Queue
 
     from policyscan.policy.loader import Rule
-    from policyscan.project import Project, Subject
+    from policyscan.project import Subject
 
 # Seconds per megabyte, measured on the generated 10,322-file tree with both processes at work
 # (timed in each process): parsing Terraform, judging its rules (with sending their findings
@@ -85,26 +90,24 @@ _Parsed = tuple[list[Problem], bool, str | None, bytes | None]
 
 def _obtain(plan: _Plan, index: int, pickle: bool) -> _Obtained:
     """A file's document: read and parsed, or taken from the cache."""
-    from policyscan.scan import _dumps, _Failed, _load, parse_artifact, parse_text
-
     artifact = plan.artifacts[index]
     sources = plan.sources
     if sources is None:
-        doc, text = parse_artifact(artifact, plan.max_bytes)
-        failed = isinstance(doc, _Failed)
-        return doc, text, _dumps(doc) if pickle and not failed else None
+        doc, text = scanning.parse_artifact(artifact, plan.max_bytes)
+        failed = isinstance(doc, scanning._Failed)
+        return doc, text, scanning._dumps(doc) if pickle and not failed else None
     problem = sources.failed.get(artifact.path)
     if problem is not None:
-        return _Failed(artifact, [problem]), "", None
+        return scanning._Failed(artifact, [problem]), "", None
     text = sources.texts[artifact.path]
     blob = sources.cached.get(artifact.path)
     if blob is not None:
-        loaded = _load(blob)
+        loaded = scanning._load(blob)
         if loaded is not None:
             return loaded, text, blob
-    doc = parse_text(artifact, text)
+    doc = scanning.parse_text(artifact, text)
     # Pickled now: evaluation may annotate the document afterwards.
-    return doc, text, None if isinstance(doc, _Failed) else _dumps(doc)
+    return doc, text, None if isinstance(doc, scanning._Failed) else scanning._dumps(doc)
 
 
 # In the worker: what it must not free (see _work).
@@ -159,10 +162,8 @@ def scan_by_kind(
     global _WORK
     import multiprocessing
 
-    from policyscan.scan import can_fork
-
     terraform = [i for i, a in enumerate(artifacts) if a.kind is Kind.TERRAFORM]
-    if not can_fork() or not terraform or len(terraform) == len(artifacts):
+    if not scanning.can_fork() or not terraform or len(terraform) == len(artifacts):
         return None
     here = _share_here(artifacts, terraform, sources)
     terraform_rules = [i for i, r in enumerate(rules) if r.scope.startswith("terraform.")]
@@ -203,10 +204,6 @@ def _here(
     progress: Callable[[int, int], None] | None,
     lap: Callable[[str], None] | None,
 ) -> Split | None:
-    from policyscan.policy import engine
-    from policyscan.project import PartialViewError, Project
-    from policyscan.scan import _Failed
-
     artifacts = plan.artifacts
     total = len(artifacts)
     others = [i for i, a in enumerate(artifacts) if a.kind is not Kind.TERRAFORM]
@@ -223,7 +220,7 @@ def _here(
         terraform = artifact.kind is Kind.TERRAFORM
         doc, text, blob = _obtain(plan, index, pickle=terraform)
         problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
-        if isinstance(doc, _Failed):
+        if isinstance(doc, scanning._Failed):
             texts.pop(artifact.path, None)
         else:
             texts[artifact.path] = text
@@ -283,15 +280,11 @@ def _here(
 
 def _receive(receive: Connection) -> Any:
     """The worker's next message; None when it died or failed."""
-    from policyscan.cache import loads
-
     try:
         message = loads(receive.recv_bytes())
     except (EOFError, OSError):
         return None
-    if isinstance(message, tuple) and message and message[0] == "failed":
-        return None
-    return message[1] if isinstance(message, tuple) and message[0] == "ok" else None
+    return message[1] if message[0] == "ok" else None
 
 
 def _share_here(
@@ -339,8 +332,6 @@ def _worker() -> None:
     gc.disable()  # as in scan: nothing cyclic to collect in a worker's lifetime
     # Ctrl-C is the parent's to handle (it stops the worker): no traceback from here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from policyscan.cache import dumps
-
     try:
         send.send_bytes(dumps(("ok", _work(*_WORK))))
     except Exception:
@@ -352,12 +343,6 @@ def _worker() -> None:
 def _work(
     plan: _Plan, mine: list[int], inbox: Queue[Any], send: Connection
 ) -> tuple[Any, list[Problem], dict[str, _Parsed], dict[str, list[Subject]]]:
-    from policyscan import suppress
-    from policyscan.cache import dumps
-    from policyscan.policy import engine
-    from policyscan.project import Project
-    from policyscan.scan import _Failed, _load, _with_snippet, parse_text
-
     documents: dict[str, object] = {}
     texts: dict[str, str] = {}
     parsed: dict[str, _Parsed] = {}
@@ -365,7 +350,7 @@ def _work(
         artifact = plan.artifacts[index]
         doc, text, blob = _obtain(plan, index, pickle=False)
         found = list(doc.problems)  # type: ignore[attr-defined]
-        if isinstance(doc, _Failed):
+        if isinstance(doc, scanning._Failed):
             parsed[artifact.path] = (found, True, None, None)
             continue
         documents[artifact.path] = doc
@@ -379,9 +364,9 @@ def _work(
             parsed[artifact.path] = (found, False, None, blob if fresh else None)
     for index, text, blob in _take(inbox):
         artifact = plan.artifacts[index]
-        doc = _load(blob)
+        doc = scanning._load(blob)
         if doc is None:  # not picklable there: parsed again here
-            doc = parse_text(artifact, text)
+            doc = scanning.parse_text(artifact, text)
         documents[artifact.path] = doc
         texts[artifact.path] = text
     project = Project(plan.root, plan.artifacts, documents, kinds=frozenset({Kind.TERRAFORM}))
@@ -398,11 +383,12 @@ def _work(
     assert not deferred  # this process holds the Terraform documents
     # Each finding's snippet, here where the texts are, while the parent judges its own rules.
     lines: dict[str, list[str]] = {}
-    findings = [(tag, _with_snippet(f, texts, lines)) for tag, f in findings]
+    findings = [(tag, scanning._with_snippet(f, texts, lines)) for tag, f in findings]
     sender.join()
+    marked = {path for path, text in texts.items() if suppress.MARKER in text}
     stubs: dict[str, list[Subject]] = {}
-    if any(suppress.MARKER in text for text in texts.values()):
-        stubs = {scope: _stubs(project, scope) for scope in suppress.TERRAFORM_BLOCK_SCOPES}
+    if marked:
+        stubs = {scope: _stubs(project, scope, marked) for scope in suppress.TERRAFORM_BLOCK_SCOPES}
     # Kept until the worker's os._exit: freed here, one object at a time, the documents and the
     # view took 0.12 s at 10,000 files before the parent could have its findings.
     _KEPT.append(project)
@@ -423,10 +409,11 @@ def _take(inbox: Queue[Any]) -> Any:
                 os._exit(1)
 
 
-def _stubs(project: Project, scope: str) -> list[Subject]:
-    """A scope's subjects as inline ignores read them: where they are and what they are called."""
-    from dataclasses import replace
-
-    from policyscan.project import facts
-
-    return [replace(s, facts=facts(s.path, s.span), node=None) for s in project.subjects(scope)]
+def _stubs(project: Project, scope: str, paths: set[str]) -> list[Subject]:
+    """A scope's subjects in ``paths`` as inline ignores read them: where they are and what
+    they are called (an ignore comment only reaches the blocks of its own file)."""
+    return [
+        replace(s, facts=facts(s.path, s.span), node=None)
+        for s in project.subjects(scope)
+        if s.path in paths
+    ]
