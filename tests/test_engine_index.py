@@ -5,6 +5,7 @@ findings and evidence, in the same order."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,12 @@ import pytest
 
 from policyscan.model import Span, Value
 from policyscan.plan import Settings, make_plan
-from policyscan.policy.conditions import compile_condition, selector, selector_key
+from policyscan.policy.conditions import (
+    compile_condition,
+    selector,
+    selector_key,
+    selector_text,
+)
 from policyscan.policy.predicates import PREDICATES
 from policyscan.project import Project
 from policyscan.scan import scan
@@ -26,32 +32,60 @@ def eq(attr: str, value: Any) -> dict[str, Any]:
     return {"attr": attr, "op": "equals", "value": value}
 
 
+def one_of(attr: str, *values: str) -> tuple[str, str, frozenset[str]]:
+    return (attr, "in", frozenset(values))
+
+
+def matching(attr: str, pattern: str) -> tuple[str, str, str]:
+    return (attr, "matches", pattern)
+
+
 @pytest.mark.parametrize(
     ("where", "expected"),
     [
-        (eq("_type", "aws_lb"), ("_type", frozenset({"aws_lb"}))),
-        (eq("_type", "AWS_LB"), ("_type", frozenset({"aws_lb"}))),
+        (eq("_type", "aws_lb"), (one_of("_type", "aws_lb"),)),
+        (eq("_type", "AWS_LB"), (one_of("_type", "aws_lb"),)),
         (
             {"attr": "_type", "op": "in", "value": ["aws_lb", "aws_alb"]},
-            ("_type", frozenset({"aws_lb", "aws_alb"})),
+            (one_of("_type", "aws_lb", "aws_alb"),),
         ),
         (
             {"all": [{"predicate": "tf_instantiated"}, eq("_type", "aws_lb")]},
-            ("_type", frozenset({"aws_lb"})),
+            (one_of("_type", "aws_lb"),),
         ),
         (
             {"any": [{"all": [eq("_type", "a"), eq("engine", "redis")]}, eq("_type", "b")]},
-            ("_type", frozenset({"a", "b"})),
+            (one_of("_type", "a", "b"),),
         ),
-        # Every branch of an `any` must demand the same attribute, or none narrows.
-        ({"any": [eq("_type", "a"), eq("engine", "redis")]}, None),
+        # The branches of an `any` may demand different attributes: a subject meets one.
+        (
+            {"any": [eq("_type", "a"), eq("engine", "redis")]},
+            (one_of("_type", "a"), one_of("engine", "redis")),
+        ),
+        ({"attr": "name", "op": "matches", "value": "DEBUG$"}, (matching("name", "DEBUG$"),)),
+        (
+            {
+                "all": [
+                    {"attr": "literal", "op": "truthy"},
+                    {
+                        "any": [
+                            {"attr": "name", "op": "matches", "value": "STRIPE"},
+                            {"attr": "value", "op": "matches", "value": "sk_test_"},
+                        ]
+                    },
+                ]
+            },
+            (matching("name", "STRIPE"), matching("value", "sk_test_")),
+        ),
+        # Every branch of an `any` must narrow, or none does.
         ({"any": [eq("_type", "a"), {"predicate": "tf_instantiated"}]}, None),
+        ({"any": [eq("_type", "a"), {"attr": "name", "op": "truthy"}]}, None),
         # Numbers and booleans compare by other means than text: not indexed.
         (eq("port", 80), None),
         (eq("enabled", True), None),
         ({"attr": "_type", "op": "in", "value": ["a", 1]}, None),
-        # Operators that can hold for values outside a fixed set.
-        ({"attr": "_type", "op": "matches", "value": "aws_"}, None),
+        # Operators that can hold for values outside what the source names.
+        ({"attr": "_type", "op": "not_matches", "value": "aws_"}, None),
         ({"not": eq("_type", "aws_lb")}, None),
         ({"attr": "_type", "op": "not_in", "value": ["a"]}, None),
     ],
@@ -63,18 +97,21 @@ def test_selector_reads_what_a_where_demands(where: Any, expected: Any) -> None:
 SPAN = Span.line(1)
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        Value("aws_lb", "x", SPAN),
-        Value("AWS_LB", "x", SPAN),
-        Value("", "x", SPAN),
-        Value(None, "x", SPAN),
-        Value({"a": Value("b", "x", SPAN)}, "x", SPAN),
-        Value(3, "x", SPAN, text="3"),
-        Value("var.x", "x", SPAN, known=False),
-    ],
-)
+VALUES = [
+    Value("aws_lb", "x", SPAN),
+    Value("AWS_LB", "x", SPAN),
+    Value("", "x", SPAN),
+    Value(None, "x", SPAN),
+    Value(None, "x", SPAN, text="null"),
+    Value({"a": Value("b", "x", SPAN)}, "x", SPAN),
+    Value([Value("aws_lb", "x", SPAN)], "x", SPAN),
+    Value(3, "x", SPAN, text="3"),
+    Value(True, "x", SPAN, text="yes"),
+    Value("var.x", "x", SPAN, known=False),
+]
+
+
+@pytest.mark.parametrize("value", VALUES)
 @pytest.mark.parametrize("arg", ["aws_lb", "", "3", "null"])
 def test_the_index_keeps_every_value_equals_would_accept(value: Value, arg: str) -> None:
     """The index key is a subject's entry: a subject left out of the entry for ``arg`` must be
@@ -84,6 +121,20 @@ def test_the_index_keeps_every_value_equals_would_accept(value: Value, arg: str)
     selected = condition(facts, None, None).result is True  # type: ignore[arg-type]
     if selected:
         assert selector_key(value) == arg.lower()
+
+
+@pytest.mark.parametrize("value", VALUES)
+@pytest.mark.parametrize("pattern", ["aws", "^AWS_LB$", "^$", "3", "null", "yes", "x", ""])
+def test_the_text_index_keeps_every_value_matches_would_accept(value: Value, pattern: str) -> None:
+    """The same for ``matches``: a subject it selects is in the text index, under a text the
+    pattern is found in."""
+    where = {"attr": "attr", "op": "matches", "value": pattern}
+    condition = compile_condition(where, "where", PREDICATES)
+    facts = Value({"attr": value}, "x", SPAN)
+    if condition(facts, None, None).result is True:  # type: ignore[arg-type]
+        text = selector_text(value)
+        assert text is not None
+        assert re.search(pattern, text, re.IGNORECASE)
 
 
 def _without_selectors(rules: list[Any]) -> list[Any]:

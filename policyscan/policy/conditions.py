@@ -97,26 +97,35 @@ def compile_condition(node: Any, where: str, predicates: Mapping[str, Predicate]
     raise PolicyError(f"{where}: expected one of all, any, not, attr, some, every, none, predicate")
 
 
-# A subject a rule can only select when the attribute's text is one of these (lower case).
-Selector = tuple[str, frozenset[str]]
+# What a ``where`` demands, as clauses of which a subject it can select meets at least one:
+# (attr, "in", the strings its text, lowered, must be one of) or (attr, "matches", a pattern
+# its text must contain, as the ``matches`` operator searches).
+Clause = tuple[str, str, frozenset[str] | str]
+Selector = tuple[Clause, ...]
 
 
 def selector(node: Any) -> Selector | None:
-    """What a ``where`` demands of one attribute, read off the condition's source: an
-    ``equals``/``in`` test against strings, alone, as a part of an ``all`` (the first such), or
-    in every branch of an ``any`` (the union of the branches' values). The engine then
-    looks up the subjects with that attribute in an index instead of judging every subject of
-    the scope (a Terraform rule about one resource type would otherwise run on every resource
-    of the project). It only narrows: the whole condition is still judged on what it finds, so
-    it must keep every subject the condition could select: ``equals`` and ``in`` with string
-    arguments are True only for a known value whose text, lowered, is one of them."""
+    """What a ``where`` demands, read off the condition's source: an ``equals``/``in`` test
+    against strings or a ``matches`` test, alone, as a part of an ``all`` (the first part that
+    has one), or in every branch of an ``any`` (the union of the branches' clauses). The
+    engine then looks the subjects up in an index of the scope by that attribute instead of
+    judging every subject of the scope: a Terraform rule about one resource type would
+    otherwise run on every resource of the project, and a rule about variables named
+    ``*DEBUG*`` on every variable, where a tree repeats a few hundred names thousands of
+    times. It only narrows: the whole condition is still judged on what it finds, so it must
+    keep every subject the condition could select: ``equals`` and ``in`` with string
+    arguments are True only for a known value whose text, lowered, is one of them, and
+    ``matches`` only for a known value with a text the pattern is found in."""
     if not isinstance(node, dict):
         return None
-    if "attr" in node and node.get("op") in ("equals", "in"):
-        arg = node.get("value")
-        values = arg if node["op"] == "in" else [arg]
-        if isinstance(values, list) and all(isinstance(v, str) for v in values):
-            return str(node["attr"]), frozenset(v.lower() for v in values)
+    if "attr" in node:
+        op, arg = node.get("op"), node.get("value")
+        if op in ("equals", "in"):
+            values = arg if op == "in" else [arg]
+            if isinstance(values, list) and all(isinstance(v, str) for v in values):
+                return ((str(node["attr"]), "in", frozenset(v.lower() for v in values)),)
+        if op == "matches":
+            return ((str(node["attr"]), "matches", str(arg)),)
         return None
     for part in node.get("all") or ():
         found = selector(part)
@@ -125,10 +134,21 @@ def selector(node: Any) -> Selector | None:
     branches = [selector(part) for part in node.get("any") or ()]
     if not branches or any(b is None for b in branches):
         return None
-    attrs = {b[0] for b in branches if b is not None}
-    if len(attrs) != 1:
-        return None
-    return attrs.pop(), frozenset().union(*(b[1] for b in branches if b is not None))
+    clauses: dict[tuple[str, str], set[str]] = {}
+    for branch in branches:
+        for attr, op, arg in branch or ():
+            merged = clauses.setdefault((attr, op), set())
+            if isinstance(arg, frozenset):
+                merged.update(arg)
+            else:
+                merged.add(arg)
+    return tuple(
+        clause
+        for (attr, op), args in clauses.items()
+        for clause in (
+            [(attr, op, frozenset(args))] if op == "in" else [(attr, op, a) for a in sorted(args)]
+        )
+    )
 
 
 def selector_key(value: Value | None) -> str | None:
@@ -136,6 +156,14 @@ def selector_key(value: Value | None) -> str | None:
     if value is None or not value.known:
         return None
     return (scalar_text(value) or "").lower()
+
+
+def selector_text(value: Value | None) -> str | None:
+    """A subject's entry in the index a ``matches`` clause reads: the text the operator
+    searches, None where it is False or unknown whatever the pattern."""
+    if value is None or not value.known:
+        return None
+    return scalar_text(value)
 
 
 def _all(parts: list[Condition]) -> Condition:

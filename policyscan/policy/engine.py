@@ -10,11 +10,11 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from policyscan.model import Evidence, Finding, Location, Problem, Value
-from policyscan.policy.conditions import Outcome, selector_key
+from policyscan.policy.conditions import Outcome, selector_key, selector_text
 from policyscan.policy.loader import Rule
 
 if TYPE_CHECKING:
@@ -334,24 +334,53 @@ def merge(parts: Sequence[_Tagged]) -> tuple[list[Finding], list[Evidence], list
 
 def _candidates(rule: Rule, project: Project) -> Iterable[tuple[int, Subject]]:
     """The subjects of the rule's scope that its ``where`` could select, in scope order, with
-    their place in the scope. A rule with a selector (conditions.selector) finds them in an
-    index of the scope by that attribute, built once per project."""
+    their place in the scope. A rule with a selector (conditions.selector) finds them in
+    indexes of the scope by attribute, built once per project: by lowered text for ``in``
+    clauses, by text for ``matches`` ones, whose pattern is then tried once per distinct
+    text."""
     subjects = project.subjects(rule.scope)
     if rule.selects is None:
         return enumerate(subjects)
-    attr, wanted = rule.selects
+    found: set[int] = set()
+    for attr, op, arg in rule.selects:
+        if op == "matches" and isinstance(arg, str):
+            found.update(_matching(project, rule.scope, attr, arg, subjects))
+        else:
+            index = _index(project, rule.scope, attr, selector_key, subjects)
+            for key in arg:
+                found.update(index.get(key, ()))
+    return ((i, subjects[i]) for i in sorted(found))
 
+
+def _index(
+    project: Project,
+    scope: str,
+    attr: str,
+    key_of: Callable[[Value | None], str | None],
+    subjects: list[Subject],
+) -> dict[str, list[int]]:
     def build() -> dict[str, list[int]]:
         index: dict[str, list[int]] = {}
         for i, subject in enumerate(subjects):
-            key = selector_key(subject.facts.lookup(attr))
+            key = key_of(subject.facts.lookup(attr))
             if key is not None:
                 index.setdefault(key, []).append(i)
         return index
 
-    index = project.memo(("selector", rule.scope, attr), build)
-    found = sorted(i for key in wanted for i in index.get(key, ()))
-    return ((i, subjects[i]) for i in found)
+    found: dict[str, list[int]] = project.memo(("selector", scope, attr, key_of), build)
+    return found
+
+
+def _matching(
+    project: Project, scope: str, attr: str, pattern: str, subjects: list[Subject]
+) -> list[int]:
+    def build() -> list[int]:
+        search = re.compile(pattern, re.IGNORECASE).search  # as the `matches` operator
+        by_text = _index(project, scope, attr, selector_text, subjects)
+        return [i for text, places in by_text.items() if search(text) for i in places]
+
+    found: list[int] = project.memo(("selector matches", scope, attr, pattern), build)
+    return found
 
 
 def _rule_error(rule: Rule, subject: Subject, exc: Exception) -> Problem:
