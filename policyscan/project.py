@@ -273,15 +273,19 @@ class TerraformModule:
 
     def resolve_tree(self, value: Value) -> Value:
         """``value`` with every ``var.``/``local.`` reference in it resolved. What nothing
-        changed in is shared, not copied: nearly every block of a module resolves to itself,
-        and copying each one made the Terraform subjects a second copy of the documents (a
-        third of a scan's memory, and of its project view's time). Nothing changes a Value of
-        a document or a subject in place, so sharing is safe."""
+        changed in is shared, not copied (copying every block body cost 12 MB and 0.1 s at
+        10,322 files): nothing changes a Value of a document or a subject in place. Known
+        leaves, most of a block, are passed over without a call."""
         data = value.data
         if isinstance(data, dict):
             changed: dict[str, Value] | None = None
             for key, item in data.items():
-                resolved = self.resolve_tree(item)
+                if isinstance(item.data, dict | list):
+                    resolved = self.resolve_tree(item)
+                elif item.known or item.text is None:
+                    continue
+                else:
+                    resolved = self.resolve(item)
                 if resolved is not item:
                     if changed is None:
                         changed = {}
@@ -290,10 +294,19 @@ class TerraformModule:
                 return value
             return self._rebuilt(value, {k: changed.get(k, v) for k, v in data.items()})
         if isinstance(data, list):
-            items = [self.resolve_tree(item) for item in data]
-            if all(a is b for a, b in zip(items, data, strict=True)):
-                return value
-            return self._rebuilt(value, items)
+            items: list[Value] | None = None
+            for index, item in enumerate(data):
+                if isinstance(item.data, dict | list):
+                    resolved = self.resolve_tree(item)
+                elif item.known or item.text is None:
+                    continue
+                else:
+                    resolved = self.resolve(item)
+                if resolved is not item:
+                    if items is None:
+                        items = list(data)
+                    items[index] = resolved
+            return value if items is None else self._rebuilt(value, items)
         return self.resolve(value)
 
     @staticmethod

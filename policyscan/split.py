@@ -46,12 +46,14 @@ if TYPE_CHECKING:
 # Seconds per megabyte, measured on the generated 10,322-file tree with both processes at work
 # (timed in each process): parsing Terraform, judging its rules (with sending their findings
 # back), pickling and loading its documents, and everything a megabyte of the other kinds
-# costs (parse, view and rules).
+# costs (parse, view and rules). _OTHER was 0.68 until the rules of the other kinds became
+# cheaper (conditions.selector's `matches` clauses); 0.58 was the fastest of 0.50-0.68 timed
+# on that tree, alternated (4.55-4.64 s against 4.91-4.95 s for 0.68).
 _TF_PARSE = 0.21
 _TF_RULES = 0.07
 _TF_PICKLE = 0.05
 _TF_LOAD = 0.042
-_OTHER = 0.68
+_OTHER = 0.58
 
 
 @dataclass(frozen=True)
