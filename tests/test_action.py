@@ -223,6 +223,8 @@ def test_scan_step_writes_every_output_from_one_scan(
     sarif = json.loads((workspace / "policyscan.sarif").read_text())
     assert any(r["ruleId"] == "PSE001" for r in sarif["runs"][0]["results"])
     assert summary.read_text().startswith("## policyscan")
+    # A runner is thrown away after the job: a cache would cost time and serve nobody.
+    assert not (workspace / ".policyscan_cache").exists()
     if annotations == "true":
         assert "::error file=.env,line=1,col=7" in proc.stdout
     else:
