@@ -3,6 +3,7 @@ ensure_ascii=False) writes, character for character."""
 
 from __future__ import annotations
 
+import enum
 import json
 from typing import Any
 
@@ -46,6 +47,29 @@ def test_generated_values(value: Any) -> None:
 def test_what_it_does_not_write_goes_to_json() -> None:
     odd = {"a": {2: "int keys", 1: "sorted as ints"}, "b": [True, None], "c": {2.5: "x"}}
     assert jsontext.dumps(odd) == _standard(odd)
+
+
+class _Level(str, enum.Enum):
+    HIGH = "high"
+
+
+class _List(list[Any]):
+    pass
+
+
+class _Dict(dict[str, Any]):
+    pass
+
+
+def test_subclasses_are_written_as_json_writes_them() -> None:
+    """A str enum (the report's severities), list and dict subclasses: the same text, not the
+    enum's name or a refusal."""
+    value = {
+        _Level.HIGH: [_Level.HIGH, _List([1, 2.5, True, None]), _Dict(x="y"), (1, "é\n")],
+        "b": {},
+        "c": [],
+    }
+    assert jsontext.dumps(value) == _standard(value)
 
 
 def test_reports_of_both_fixtures() -> None:
