@@ -106,16 +106,24 @@ def _normalise_mapping_list(value: Value) -> Value:
     return Value(entries, value.path, value.span, key_span=value.key_span)
 
 
-def _merge(base: Value, override: Value, key: str = "") -> Value:
-    """Merge the way ``docker compose -f base -f override`` does."""
+def _merge(base: Value, override: Value, key: str = "", tags: _Tags | None = None) -> Value:
+    """Merge the way ``docker compose -f base -f override`` does. ``tags``: the override's
+    values tagged ``!reset`` (the entry is removed) or ``!override`` (it replaces the base's
+    instead of merging with it), by id."""
     if key in _REPLACED_KEYS or not isinstance(base.data, dict | list):
-        return override
+        return _without_resets(override, tags)
     if key in _MAPPING_LISTS:
         base, override = _normalise_mapping_list(base), _normalise_mapping_list(override)
     if isinstance(base.data, dict) and isinstance(override.data, dict):
         merged = dict(base.data)
         for k, v in override.data.items():
-            merged[k] = _merge(merged[k], v, k) if k in merged else v
+            tag = tags.get(id(v)) if tags else None
+            if tag == "!reset":
+                merged.pop(k, None)
+            elif tag == "!override" or k not in merged:
+                merged[k] = _without_resets(v, tags)
+            else:
+                merged[k] = _merge(merged[k], v, k, tags)
         return Value(merged, base.path, base.span, key_span=base.key_span)
     if isinstance(base.data, list) and isinstance(override.data, list):
         seen = {item.as_str() for item in base.data if item.as_str() is not None}
@@ -123,7 +131,30 @@ def _merge(base: Value, override: Value, key: str = "") -> Value:
             item for item in override.data if item.as_str() is None or item.as_str() not in seen
         ]
         return Value(base.data + extra, base.path, base.span, key_span=base.key_span)
-    return override
+    return _without_resets(override, tags)
+
+
+# Values tagged !reset or !override in one compose file, by id: Values are not hashable.
+_Tags = dict[int, str]
+
+
+def _without_resets(value: Value, tags: _Tags | None) -> Value:
+    """``value`` without the mapping entries tagged ``!reset`` anywhere in it (compose ignores
+    their value, in the first file as in an override)."""
+    if not tags or "!reset" not in tags.values():
+        return value
+    data = value.data
+    if isinstance(data, dict):
+        kept = {k: _without_resets(v, tags) for k, v in data.items() if tags.get(id(v)) != "!reset"}
+        if len(kept) == len(data) and all(kept[k] is data[k] for k in kept):
+            return value
+        return _holding(value, kept)
+    if isinstance(data, list):
+        items = [_without_resets(v, tags) for v in data]
+        if all(a is b for a, b in zip(items, data, strict=True)):
+            return value
+        return _holding(value, items)
+    return value
 
 
 @dataclass(slots=True)
@@ -456,7 +487,11 @@ class Project:
         root: Value | None = None
         for doc in docs:
             assert doc.root is not None
-            root = doc.root if root is None else _merge(root, doc.root)
+            tags = {id(v): tag for v, tag in doc.merge_tags}
+            if root is None:
+                root = _without_resets(doc.root, tags)
+            else:
+                root = _merge(root, doc.root, "", tags)
         assert root is not None
         refs: list[tuple[str, bool, Value]] = []
         # Normalise `- A=${A}` to mapping form first, so each value is interpolated (and marked

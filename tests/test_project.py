@@ -93,6 +93,49 @@ def test_compose_production_view_merges_override_and_interpolates(tmp_path: Path
     assert [p.as_str() for p in web.lookup("ports").data] == ["80:80", "443:443"]
 
 
+def test_compose_merge_tags_reset_and_override_as_docker_compose_does(tmp_path: Path) -> None:
+    """The Compose specification's example (merge.md, "Reset value" and "Replace value"), and
+    a `!reset` in the first file, whose value compose ignores too."""
+    root = write_tree(
+        tmp_path,
+        {
+            "docker-compose.yml": (
+                "services:\n  app:\n    image: myapp\n    ports:\n      - '8080:80'\n"
+                "    expose: ['80']\n    environment:\n      FOO: BAR\n      KEEP: 'yes'\n"
+                "    labels: !reset\n      a: b\n"
+            ),
+            "docker-compose.prod.yml": (
+                "services:\n  app:\n    ports: !reset []\n    expose: !override ['443']\n"
+                "    environment:\n      FOO: !reset null\n"
+            ),
+        },
+    )
+    project = _project(root)
+    (view,) = project.compose_views
+    app = view.services["app"]
+    assert app.lookup("ports") is None
+    assert [e.as_str() for e in app.lookup("expose").data] == ["443"]
+    assert sorted(app.lookup("environment").data) == ["KEEP"]
+    assert app.lookup("labels") is None
+    assert app.lookup("image").as_str() == "myapp"
+
+
+def test_compose_merge_tags_survive_the_cache(tmp_path: Path) -> None:
+    """The tagged values are the tree's own objects after a pickle round trip, or the view of a
+    cached document would merge what compose resets."""
+    from policyscan.cache import dumps, loads
+
+    root = write_tree(
+        tmp_path,
+        {"docker-compose.yml": "services:\n  app:\n    ports: !reset []\n    image: a\n"},
+    )
+    found = discover([str(root)], str(root))
+    doc = loads(dumps(parse_artifact(found.artifacts[0], 1 << 20)[0]))
+    ((value, tag),) = doc.merge_tags
+    assert tag == "!reset"
+    assert value is doc.root.lookup("services.app.ports")
+
+
 def test_compose_secrets_are_marked_when_the_view_is_made(tmp_path: Path) -> None:
     """Before any subject is built: a rule about services sees a secret as one whatever rules
     ran before it (with --jobs, each process builds subjects on its own)."""

@@ -13,6 +13,8 @@ class ComposeDocument:
     artifact: Artifact
     root: Value | None = None
     problems: list[Problem] = field(default_factory=list)
+    # The values tagged `!reset` or `!override`, in the tree above (the same objects).
+    merge_tags: list[tuple[Value, str]] = field(default_factory=list)
 
     def services(self) -> dict[str, Value]:
         if self.root is None:
@@ -24,8 +26,8 @@ class ComposeDocument:
 
 
 def parse(artifact: Artifact, text: str) -> ComposeDocument:
-    root, problems = yamlnodes.load(artifact.path, text)
-    doc = ComposeDocument(artifact, root, problems)
+    root, problems, tagged = yamlnodes.load_tagged(artifact.path, text)
+    doc = ComposeDocument(artifact, root, problems, tagged)
     if root is not None and not isinstance(root.data, dict):
         doc.problems.append(
             Problem(

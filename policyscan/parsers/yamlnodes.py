@@ -86,10 +86,16 @@ def _scalar(node: yaml.ScalarNode) -> Scalar:
     return text
 
 
+# Compose's merge tags (`ports: !reset []`, `environment: !override {...}`): what an override
+# file removes or replaces instead of merging. Other local tags are read as untagged.
+MERGE_TAGS = frozenset({"!reset", "!override"})
+
+
 class _Converter:
     def __init__(self, path: str) -> None:
         self.path = path
         self.count = 0
+        self.tagged: list[tuple[Value, str]] = []
 
     def convert(self, node: yaml.Node, depth: int = 0) -> Value:
         self.count += 1
@@ -100,7 +106,10 @@ class _Converter:
         span = _span(node)
         path = self.path
         if isinstance(node, yaml.ScalarNode):
-            return Value(_scalar(node), path, span, text=node.value)
+            value = Value(_scalar(node), path, span, text=node.value)
+            if node.tag in MERGE_TAGS:
+                self.tagged.append((value, node.tag))
+            return value
         # Most children are scalars: those are converted in the loops below, as convert() would
         # (counted the same), without a call each. Only one that would pass a limit goes through
         # convert(), which raises.
@@ -112,9 +121,11 @@ class _Converter:
                 if leaf_ok and isinstance(item, yaml.ScalarNode) and self.count < MAX_NODES:
                     self.count += 1
                     items.append(Value(_scalar(item), path, _span(item), text=item.value))
+                    if item.tag in MERGE_TAGS:
+                        self.tagged.append((items[-1], item.tag))
                 else:
                     items.append(self.convert(item, deeper))
-            return Value(items, path, span)
+            return self._tag(node, Value(items, path, span))
         entries: dict[str, Value] = {}
         merged: dict[str, Value] = {}
         for key_node, value_node in node.value:
@@ -131,17 +142,32 @@ class _Converter:
             if leaf_ok and isinstance(value_node, yaml.ScalarNode) and self.count < MAX_NODES:
                 self.count += 1
                 value = Value(_scalar(value_node), path, _span(value_node), text=value_node.value)
+                if value_node.tag in MERGE_TAGS:
+                    self.tagged.append((value, value_node.tag))
             else:
                 value = self.convert(value_node, deeper)
             value.key_span = _span(key_node)
             entries[key] = value
         for key, value in merged.items():
             entries.setdefault(key, value)
-        return Value(entries, path, span)
+        return self._tag(node, Value(entries, path, span))
+
+    def _tag(self, node: yaml.Node, value: Value) -> Value:
+        if node.tag in MERGE_TAGS:
+            self.tagged.append((value, node.tag))
+        return value
 
 
 def load(path: str, text: str) -> tuple[Value | None, list[Problem]]:
     """The first YAML document of ``text`` as a Value, or the problem that stopped it."""
+    root, problems, _ = load_tagged(path, text)
+    return root, problems
+
+
+def load_tagged(
+    path: str, text: str
+) -> tuple[Value | None, list[Problem], list[tuple[Value, str]]]:
+    """``load``, and the values tagged with one of MERGE_TAGS, with their tag."""
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -149,15 +175,18 @@ def load(path: str, text: str) -> tuple[Value | None, list[Problem]]:
         line = mark.line + 1 if mark is not None else 1
         col = mark.column + 1 if mark is not None else 1
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        return None, [
-            Problem(path, Span(line, col, line, col + 1), f"YAML syntax error: {message}")
-        ]
+        return (
+            None,
+            [Problem(path, Span(line, col, line, col + 1), f"YAML syntax error: {message}")],
+            [],
+        )
     except yaml.YAMLError as exc:
-        return None, [Problem(path, Span.line(1), f"YAML error: {exc}")]
+        return None, [Problem(path, Span.line(1), f"YAML error: {exc}")], []
     if node is None:
-        return None, []
+        return None, [], []
+    converter = _Converter(path)
     try:
-        return _Converter(path).convert(node), []
+        return converter.convert(node), [], converter.tagged
     except (_TooBig, RecursionError) as exc:
         message = str(exc) or "nesting too deep"
-        return None, [Problem(path, _span(node), f"not scanned: {message}", "too-complex")]
+        return None, [Problem(path, _span(node), f"not scanned: {message}", "too-complex")], []
