@@ -281,12 +281,17 @@ def _here(
 
 
 def _receive(receive: Connection) -> Any:
-    """The worker's next message; None when it died or failed."""
+    """The worker's next message; None when it died, failed, or sent what cannot be read (the
+    parent then scans the ordinary way: a worker's trouble never fails the scan)."""
     try:
         message = loads(receive.recv_bytes())
     except (EOFError, OSError):
         return None
-    return message[1] if message[0] == "ok" else None
+    except Exception:  # a damaged message: as good as none
+        return None
+    if not isinstance(message, tuple) or not message or message[0] != "ok":
+        return None
+    return message[1]
 
 
 def _share_here(
@@ -377,16 +382,21 @@ def _work(
         target=send.send_bytes, args=(dumps(("ok", project.cross_family_terraform())),)
     )
     sender.start()
-    # A Terraform rule that reads other kinds (PartialViewError) fails the worker: the parent
-    # then scans the ordinary way.
-    (findings, evidence, problems), deferred = engine.judge(
-        plan.rules, project, plan.terraform_rules, plan.with_evidence
-    )
-    assert not deferred  # this process holds the Terraform documents
-    # Each finding's snippet, here where the texts are, while the parent judges its own rules.
-    lines: dict[str, list[str]] = {}
-    findings = [(tag, scanning._with_snippet(f, texts, lines)) for tag, f in findings]
-    sender.join()
+    try:
+        # A Terraform rule that reads other kinds (PartialViewError) fails the worker: the
+        # parent then scans the ordinary way.
+        (findings, evidence, problems), deferred = engine.judge(
+            plan.rules, project, plan.terraform_rules, plan.with_evidence
+        )
+        assert not deferred  # this process holds the Terraform documents
+        # Each finding's snippet, here where the texts are, while the parent judges its rules.
+        lines: dict[str, list[str]] = {}
+        findings = [(tag, scanning._with_snippet(f, texts, lines)) for tag, f in findings]
+    finally:
+        # Whatever is sent next (the findings, or the news of a failure) goes after this
+        # message, never into the middle of it: a message larger than the pipe is written
+        # in parts, as the parent reads it.
+        sender.join()
     marked = {path for path, text in texts.items() if suppress.MARKER in text}
     stubs: dict[str, list[Subject]] = {}
     if marked:

@@ -8,6 +8,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -342,14 +343,56 @@ def test_split_with_the_cache(
         ("compose.service", "alarms_in_project"),  # a compose rule reading Terraform its own way
     ],
 )
+@pytest.mark.parametrize("large", [False, True])
 def test_a_rule_that_reads_across_kinds_its_own_way_leaves_the_scan_to_one_process(
-    tmp_path: Path, forced: list[Any], scope: str, predicate: str
+    tmp_path: Path,
+    forced: list[Any],
+    scope: str,
+    predicate: str,
+    large: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Any predicate may serve any scope in a user's policy: one that reads documents its
     process does not hold gives up the split (the tree is scanned the ordinary way), never a
-    different answer."""
+    different answer. With ``large``, the Terraform resources the worker sends first are
+    more than a pipe holds and the parent reads late, so that the worker is still writing
+    them when its rule fails: the news of the failure must follow them, not break into them
+    (a 10,000-file tree once ended in an internal error that way)."""
     from policyscan.plan import Settings, make_plan
+    from policyscan.project import Project, TerraformModule
     from policyscan.scan import scan
+
+    if large:
+        real = Project.cross_family_terraform
+
+        def padded(self: Project) -> dict[str, TerraformModule]:
+            modules = real(self)
+            modules["z" * 300_000] = TerraformModule("z" * 300_000)  # no resources: no answers
+            return modules
+
+        monkeypatch.setattr(Project, "cross_family_terraform", padded)
+        judge = engine.judge
+
+        def late(*args: Any) -> Any:
+            if os.getpid() == parent:
+                # The parent reads nothing until the worker's rule has failed, while its
+                # sender waits with the pipe full.
+                time.sleep(0.5)
+            return judge(*args)
+
+        parent = os.getpid()
+        monkeypatch.setattr(engine, "judge", late)
+        damaged: list[Exception] = []
+        loads = split_module.loads
+
+        def checked(data: bytes) -> Any:
+            try:
+                return loads(data)
+            except Exception as exc:  # the parent would fall back: still a broken message
+                damaged.append(exc)
+                raise
+
+        monkeypatch.setattr(split_module, "loads", checked)
 
     root = _repo(tmp_path / "repo")
     policies = write_tree(
@@ -373,3 +416,17 @@ def test_a_rule_that_reads_across_kinds_its_own_way_leaves_the_scan_to_one_proce
     split = scan(plan.rules, dataclasses.replace(options, jobs=2))
     assert forced == [None]
     _assert_same(plain, split)
+    if large:
+        assert damaged == []
+
+
+def test_a_damaged_message_from_the_worker_reads_as_none() -> None:
+    """Whatever the worker sent, the parent falls back to the ordinary scan rather than fail."""
+    import multiprocessing
+
+    receive, send = multiprocessing.Pipe(duplex=False)
+    for raw in (b"\x80\x05garbage", split_module.dumps(["not", "a", "tuple"]), b""):
+        send.send_bytes(raw)
+        assert split_module._receive(receive) is None
+    send.send_bytes(split_module.dumps(("ok", 42)))
+    assert split_module._receive(receive) == 42
