@@ -1045,6 +1045,56 @@ def _terraform(block_type: str) -> _Builder:
     return build
 
 
+def _tfvars(project: Project) -> Iterable[Subject]:
+    """One subject per assignment of a ``*.tfvars`` file, whether Terraform loads it by itself
+    or is given it (``-var-file=prod.tfvars``): the values a deployment passes to its
+    variables, secrets among them. The facts are those of a ``variable`` subject, so the
+    secret predicates judge both alike."""
+    for doc in project.docs(Kind.TERRAFORM):
+        art = doc.artifact
+        if not art.path.endswith((".tfvars", ".tfvars.json")):
+            continue
+        for name, assigned in doc.attributes.items():
+            # A copy: the document's own value stays as parsed.
+            value = (
+                _holding(assigned, assigned.data)
+                if isinstance(assigned.data, dict | list)
+                else (
+                    Value(
+                        assigned.data,
+                        assigned.path,
+                        assigned.span,
+                        assigned.known,
+                        assigned.literal,
+                        assigned.text,
+                        _is_sensitive(name),
+                        assigned.key_span,
+                    )
+                )
+            )
+            span = assigned.key_span or assigned.span
+            yield Subject(
+                "terraform.tfvars",
+                art.path,
+                span,
+                f"tfvars {name}",
+                Kind.TERRAFORM,
+                art.environment,
+                facts(
+                    art.path,
+                    span,
+                    name=name,
+                    value=value,
+                    source="tfvars",
+                    literal=assigned.known and assigned.literal,
+                    template=art.template,
+                    service=None,
+                ),
+                None,
+                art.template,
+            )
+
+
 def _project(project: Project) -> Iterable[Subject]:
     yield Subject(
         "project",
@@ -1131,6 +1181,7 @@ _SCOPES: dict[str, _Builder] = {
     "terraform.provider": _terraform("provider"),
     "terraform.variable": _terraform("variable"),
     "terraform.data": _terraform("data"),
+    "terraform.tfvars": _tfvars,
     "project": _project,
     "env.file": _env_files,
     "compose.reference": _compose_references,

@@ -13,6 +13,7 @@ SCOPES: dict[str, str] = {
     "terraform.provider": "a Terraform provider block",
     "terraform.variable": "a Terraform variable block",
     "terraform.data": "a Terraform data source",
+    "terraform.tfvars": "an assignment of a *.tfvars file (JSON too): `name`, `value`, `literal`",
     "project": "the whole repository (cross-file rules)",
     "env.file": "an env file as a whole: `name`, `keys` (name -> value), `count`, `template`",
     "compose.reference": "a ${VAR} that a compose file interpolates: `name`, `has_default`, "

@@ -62,23 +62,28 @@ def weak_secret(
 
 
 _USER_KEYS = ("POSTGRES_USER", "MYSQL_USER", "DB_USER", "DATABASE_USER", "REDIS_USER", "username")
+# Terraform's variables are named in lower case (`db_username = "shop"` in a tfvars file).
+_TFVARS_USER_KEYS = ("db_username", "db_user", "database_username", "master_username", "username")
 
 
 def _username_for(subject: Subject, project: Project) -> str | None:
     """The user name set beside a password (same file, same service), to catch password ==
-    user. Indexed once per project: every secret of every file asks."""
-    index = _usernames(project)
+    user. Indexed once per project and scope: every secret of every file asks. Looked for in
+    the subject's own scope (an env file's entries, a tfvars file's assignments), so that a
+    process holding only Terraform documents never needs the others (split.py)."""
+    index = _usernames(project, subject.scope)
     service = subject.facts.get("service")
     return index.get((subject.path, service.as_str() if service is not None else None))
 
 
-def _usernames(project: Project) -> dict[tuple[str, str | None], str | None]:
+def _usernames(project: Project, scope: str) -> dict[tuple[str, str | None], str | None]:
+    keys = _TFVARS_USER_KEYS if scope == "terraform.tfvars" else _USER_KEYS
 
     def build() -> dict[tuple[str, str | None], str | None]:
         index: dict[tuple[str, str | None], str | None] = {}
-        for other in project.subjects("variable"):
+        for other in project.subjects(scope):
             name = other.facts.lookup("name")
-            if name is None or name.as_str() not in _USER_KEYS:
+            if name is None or name.as_str() not in keys:
                 continue
             value = other.facts.lookup("value")
             user = value.as_str() if value is not None and value.literal else None
@@ -89,7 +94,7 @@ def _usernames(project: Project) -> dict[tuple[str, str | None], str | None]:
             index.setdefault((other.path, None), user)
         return index
 
-    return project.memo("usernames", build)
+    return project.memo(("usernames", scope), build)
 
 
 def secret_reused(

@@ -559,11 +559,12 @@ def dockerfile_secret(
     )
 
 
-def compose_literal_secret(
+def literal_secret(
     value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
 ) -> Outcome:
-    """A compose ``environment`` secret is a reference (``${VAR}``, ``*_FILE`` with compose
-    ``secrets:``), not a literal in the file."""
+    """A secret (by its name, or a password in a URL) is not written as a literal: a compose
+    ``environment`` entry is a reference (``${VAR}``, ``*_FILE`` with compose ``secrets:``), a
+    tfvars assignment comes from the environment at apply time (``TF_VAR_...``)."""
     found = _literal_secret(value)
     if found is None:
         return TRUE
@@ -954,7 +955,9 @@ PREDICATES: dict[str, Predicate] = {
     "sandbox_endpoint": sandbox_endpoint,
     "aws_credentials": aws_credentials,
     "dockerfile_secret": dockerfile_secret,
-    "compose_literal_secret": compose_literal_secret,
+    # Its first name, kept for the policies that use it.
+    "compose_literal_secret": literal_secret,
+    "literal_secret": literal_secret,
     "has_deployed_env": has_deployed_env,
     "template_key_set": template_key_set,
     "compose_variable_defined": compose_variable_defined,
