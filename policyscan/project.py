@@ -62,7 +62,15 @@ def _fact(data: Any, path: str, span: Span) -> Value:
 
 
 def facts(path: str, span: Span, **entries: Any) -> Value:
-    return Value({k: _fact(v, path, span) for k, v in entries.items()}, path, span)
+    # Scalars, nearly every fact, made here rather than through _fact: a subject has several.
+    return Value(
+        {
+            k: Value(v, path, span) if type(v) in _SCALAR_TYPES else _fact(v, path, span)
+            for k, v in entries.items()
+        },
+        path,
+        span,
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -323,7 +331,7 @@ class TerraformModule:
                     changed[key] = resolved
             if changed is None:
                 return value
-            return self._rebuilt(value, {k: changed.get(k, v) for k, v in data.items()})
+            return _holding(value, {k: changed.get(k, v) for k, v in data.items()})
         if isinstance(data, list):
             items: list[Value] | None = None
             for index, item in enumerate(data):
@@ -337,20 +345,8 @@ class TerraformModule:
                     if items is None:
                         items = list(data)
                     items[index] = resolved
-            return value if items is None else self._rebuilt(value, items)
+            return value if items is None else _holding(value, items)
         return self.resolve(value)
-
-    @staticmethod
-    def _rebuilt(value: Value, data: dict[str, Value] | list[Value]) -> Value:
-        return Value(
-            data,
-            value.path,
-            value.span,
-            value.known,
-            value.literal,
-            value.text,
-            key_span=value.key_span,
-        )
 
 
 def _mentions(value: Value, needle: str) -> bool:
@@ -1020,7 +1016,11 @@ def _nginx(scope: str) -> _Builder:
 
 
 def _terraform(block_type: str) -> _Builder:
+    scope = f"terraform.{block_type}"
+
     def build(project: Project) -> Iterable[Subject]:
+        # One header span per position, as the parsers share theirs (a block's first line).
+        headers: dict[tuple[int, int], Span] = {}
         for module, block in project.terraform_blocks(block_type):
             body = module.resolve_tree(block.body)
             data = dict(body.data) if isinstance(body.data, dict) else {}
@@ -1030,9 +1030,13 @@ def _terraform(block_type: str) -> _Builder:
             data["_name"] = Value(
                 block.labels[1] if len(block.labels) > 1 else label, block.path, block.span
             )
-            header = Span(block.span.start_line, block.span.start_col, block.span.start_line, 0)
+            start = block.span
+            header = headers.get((start.start_line, start.start_col))
+            if header is None:
+                header = Span(start.start_line, start.start_col, start.start_line, 0)
+                headers[start.start_line, start.start_col] = header
             yield Subject(
-                f"terraform.{block_type}",
+                scope,
                 block.path,
                 header,
                 block.address,
@@ -1055,23 +1059,11 @@ def _tfvars(project: Project) -> Iterable[Subject]:
         if not art.path.endswith((".tfvars", ".tfvars.json")):
             continue
         for name, assigned in doc.attributes.items():
-            # A copy: the document's own value stays as parsed.
-            value = (
-                _holding(assigned, assigned.data)
-                if isinstance(assigned.data, dict | list)
-                else (
-                    Value(
-                        assigned.data,
-                        assigned.path,
-                        assigned.span,
-                        assigned.known,
-                        assigned.literal,
-                        assigned.text,
-                        _is_sensitive(name),
-                        assigned.key_span,
-                    )
-                )
-            )
+            value = assigned
+            if _is_sensitive(name) and not isinstance(assigned.data, dict | list):
+                # Marked on a copy: the document's own value stays as parsed.
+                value = copy.copy(assigned)
+                value.sensitive = True
             span = assigned.key_span or assigned.span
             yield Subject(
                 "terraform.tfvars",

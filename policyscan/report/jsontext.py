@@ -28,8 +28,55 @@ def dumps(value: Any) -> str:
     return "".join(parts)
 
 
+# A report repeats a few dozen keys hundreds of thousands of times: each is encoded once.
+_KEYS: dict[str, str] = {}
+
+
+def _key(key: str) -> str:
+    encoded = _KEYS.get(key)
+    if encoded is None:
+        encoded = encode_basestring(key) + ": "
+        if len(_KEYS) < 4096:
+            _KEYS[key] = encoded
+    return encoded
+
+
 def _write(value: Any, out: list[str], newline: str) -> None:
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is dict:
+        if not value:
+            out.append("{}")
+            return
+        if not all(isinstance(key, str) for key in value):
+            raise _Other
+        inner = newline + "  "
+        separator = "{" + inner
+        for key in sorted(value):
+            item = value[key]
+            out.append(separator)
+            out.append(_key(key))
+            # A string, most of a report's values, without a call of its own.
+            if type(item) is str:
+                out.append(encode_basestring(item))
+            else:
+                _write(item, out, inner)
+            separator = "," + inner
+        out.append(newline + "}")
+    elif kind is list or kind is tuple:
+        if not value:
+            out.append("[]")
+            return
+        inner = newline + "  "
+        separator = "[" + inner
+        for item in value:
+            out.append(separator)
+            if type(item) is str:
+                out.append(encode_basestring(item))
+            else:
+                _write(item, out, inner)
+            separator = "," + inner
+        out.append(newline + "]")
+    elif isinstance(value, str):
         out.append(encode_basestring(value))
     elif value is None:
         out.append("null")
@@ -41,32 +88,10 @@ def _write(value: Any, out: list[str], newline: str) -> None:
         out.append(int.__repr__(value))
     elif isinstance(value, float):
         out.append(_float(value))
-    elif isinstance(value, dict):
-        if not value:
-            out.append("{}")
-            return
-        if not all(isinstance(key, str) for key in value):
-            raise _Other
-        inner = newline + "  "
-        separator = "{" + inner
-        for key in sorted(value):
-            out.append(separator)
-            out.append(encode_basestring(key))
-            out.append(": ")
-            _write(value[key], out, inner)
-            separator = "," + inner
-        out.append(newline + "}")
+    elif isinstance(value, dict):  # a subclass: written as json writes it, a dict
+        _write(dict(value), out, newline)
     elif isinstance(value, list | tuple):
-        if not value:
-            out.append("[]")
-            return
-        inner = newline + "  "
-        separator = "[" + inner
-        for item in value:
-            out.append(separator)
-            _write(item, out, inner)
-            separator = "," + inner
-        out.append(newline + "]")
+        _write(list(value), out, newline)
     else:
         raise _Other
 
