@@ -285,9 +285,7 @@ def _receive(receive: Connection) -> Any:
     parent then scans the ordinary way: a worker's trouble never fails the scan)."""
     try:
         message = loads(receive.recv_bytes())
-    except (EOFError, OSError):
-        return None
-    except Exception:  # a damaged message: as good as none
+    except Exception:  # EOF (it died), or a damaged message: as good as none
         return None
     if not isinstance(message, tuple) or not message or message[0] != "ok":
         return None
