@@ -35,10 +35,30 @@ _KEYS: dict[str, str] = {}
 def _key(key: str) -> str:
     encoded = _KEYS.get(key)
     if encoded is None:
+        if not isinstance(key, str):  # json writes such keys its own way
+            raise _Other
         encoded = encode_basestring(key) + ": "
         if len(_KEYS) < 4096:
             _KEYS[key] = encoded
     return encoded
+
+
+def _leaf(value: dict[str, Any], keys: list[str]) -> list[str] | None:
+    """Each ``"key": value`` of a mapping whose values are all strings, ints, booleans or
+    None; None for any other mapping."""
+    entries = []
+    for key in keys:
+        item = value[key]
+        kind = type(item)
+        if kind is str:
+            entries.append(_key(key) + encode_basestring(item))
+        elif kind is int:
+            entries.append(_key(key) + int.__repr__(item))
+        elif item is None or kind is bool:
+            entries.append(_key(key) + ("null" if item is None else "true" if item else "false"))
+        else:
+            return None
+    return entries
 
 
 def _write(value: Any, out: list[str], newline: str) -> None:
@@ -47,11 +67,17 @@ def _write(value: Any, out: list[str], newline: str) -> None:
         if not value:
             out.append("{}")
             return
-        if not all(isinstance(key, str) for key in value):
-            raise _Other
         inner = newline + "  "
+        try:
+            keys = sorted(value)
+        except TypeError:  # keys of several types: json's own way
+            raise _Other from None
+        leaf = _leaf(value, keys)
+        if leaf is not None:  # most of a report's mappings: written in one piece
+            out.append("{" + inner + ("," + inner).join(leaf) + newline + "}")
+            return
         separator = "{" + inner
-        for key in sorted(value):
+        for key in keys:
             item = value[key]
             out.append(separator)
             out.append(_key(key))
