@@ -24,6 +24,7 @@ from policyscan.parsers.compose import ComposeDocument
 from policyscan.parsers.dockerfile import DockerfileDocument, Stage
 from policyscan.parsers.env import EnvDocument
 from policyscan.parsers.nginx import Directive, NginxDocument
+from policyscan.parsers.nginx_stock import STOCK_FILES
 from policyscan.parsers.terraform import Block, TerraformDocument
 
 _T = TypeVar("_T")
@@ -701,7 +702,7 @@ class Project:
             return matched
         if pattern in docs:
             return [pattern]
-        if posixpath.basename(pattern) in _NGINX_STOCK_FILES:
+        if posixpath.basename(pattern) in STOCK_FILES:
             return []  # shipped with nginx itself; nothing of the project's in it
         self._include_problem(
             directive, f"included file {directive.args[0]!r} was not found in the scan"
@@ -710,22 +711,6 @@ class Project:
 
     def _include_problem(self, directive: Directive, message: str) -> None:
         self.problems.append(Problem(directive.path, directive.span, message, "include", "warning"))
-
-
-_NGINX_STOCK_FILES = frozenset(
-    {
-        "mime.types",
-        "fastcgi_params",
-        "fastcgi.conf",
-        "uwsgi_params",
-        "scgi_params",
-        "proxy_params",
-        "koi-utf",
-        "koi-win",
-        "win-utf",
-        "snippets/fastcgi-php.conf",
-    }
-)
 
 
 def _normalise_services(root: Value) -> Value:

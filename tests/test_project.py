@@ -156,6 +156,25 @@ def test_compose_secrets_are_marked_when_the_view_is_made(tmp_path: Path) -> Non
     assert project._cache == {}  # no scope was built to get there
 
 
+def test_nginx_stock_includes_are_not_missing_files(tmp_path: Path) -> None:
+    """Files nginx and its packages ship (Debian's snippets/fastcgi-php.conf among them) are
+    not the project's: an include of one is no warning. Any other unread include is."""
+    root = write_tree(
+        tmp_path,
+        {
+            "nginx/site.conf": (
+                "server {\n  listen 443 ssl;\n  include mime.types;\n"
+                "  include snippets/fastcgi-php.conf;\n  include /etc/nginx/fastcgi_params;\n"
+                "  include conf.d/missing.conf;\n}\n"
+            ),
+        },
+    )
+    project = _project(root)
+    project.nginx_contexts  # noqa: B018 (splicing the includes is what reports them)
+    problems = [(p.code, p.span.start_line) for p in project.problems]
+    assert problems == [("include", 6)]
+
+
 def test_nginx_includes_resolve_inside_root_and_headers_inherit_like_nginx(tmp_path: Path) -> None:
     root = write_tree(
         tmp_path,

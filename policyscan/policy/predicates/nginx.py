@@ -18,29 +18,13 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from policyscan.model import Kind, Related, Value
+from policyscan.parsers.nginx_stock import STOCK_FILES
 from policyscan.policy.conditions import TRUE, UNKNOWN, Outcome, Predicate
 
 if TYPE_CHECKING:
     # Types only: loading policies must not import the parsers (see policyscan/scopes.py).
     from policyscan.parsers.nginx import Directive
     from policyscan.project import NginxContext, Project, Subject
-
-# Stock files shipped with nginx: they only hold types / *_param lines, never a setting these
-# rules ask about, so an unread include of one of them hides nothing.
-_HARMLESS_INCLUDES = frozenset(
-    {
-        "mime.types",
-        "fastcgi_params",
-        "fastcgi.conf",
-        "fastcgi-php.conf",
-        "uwsgi_params",
-        "scgi_params",
-        "proxy_params",
-        "koi-utf",
-        "koi-win",
-        "win-utf",
-    }
-)
 
 _HANDLERS = frozenset(
     {
@@ -78,9 +62,7 @@ def opaque(directive: Directive) -> list[Directive]:
     return [
         d
         for d in _block(directive)
-        if d.name == "include"
-        and d.args
-        and posixpath.basename(d.args[0]) not in _HARMLESS_INCLUDES
+        if d.name == "include" and d.args and posixpath.basename(d.args[0]) not in STOCK_FILES
     ]
 
 
