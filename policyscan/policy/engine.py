@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from policyscan.model import Evidence, Finding, Location, Problem, Value
 from policyscan.policy.conditions import Outcome, selector_key, selector_text
 from policyscan.policy.loader import Rule
+from policyscan.policy.operators import pattern_search
 
 if TYPE_CHECKING:
     # Not at run time: the project view imports every parser's library, which a scan answered
@@ -375,7 +376,7 @@ def _matching(
     project: Project, scope: str, attr: str, pattern: str, subjects: list[Subject]
 ) -> list[int]:
     def build() -> list[int]:
-        search = re.compile(pattern, re.IGNORECASE).search  # as the `matches` operator
+        search = pattern_search(pattern)
         by_text = _index(project, scope, attr, selector_text, subjects)
         return [i for text, places in by_text.items() if search(text) for i in places]
 

@@ -115,9 +115,14 @@ def _equals_any(listed: bool, negate: bool) -> Operator:
     return bind
 
 
+def pattern_search(arg: Any) -> Callable[[str], re.Match[str] | None]:
+    """How ``matches`` looks for its argument in a text (the engine's index of texts too)."""
+    return re.compile(str(arg), re.IGNORECASE).search
+
+
 def _matches(negate: bool) -> Operator:
     def bind(arg: Any) -> Test:
-        search = re.compile(str(arg), re.IGNORECASE).search
+        search = pattern_search(arg)
 
         def test(value: Value | None) -> bool | None:
             if value is None:
