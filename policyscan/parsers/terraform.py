@@ -42,6 +42,17 @@ PARSE_SECONDS = 20.0
 _PARSER = tree_sitter.Parser(_LANGUAGE)
 
 
+def reference(text: str) -> tuple[str, str] | None:
+    """``("var", name)`` or ``("local", name)`` when the expression ``text`` is exactly a
+    reference the project view resolves (``var.x``, ``local.x``), else None."""
+    text = text.strip()
+    if text.startswith("var.") and text[4:].isidentifier():
+        return "var", text[4:]
+    if text.startswith("local.") and text[6:].replace("-", "_").isidentifier():
+        return "local", text[6:]
+    return None
+
+
 @dataclass(slots=True)
 class Block:
     type: str
@@ -49,6 +60,11 @@ class Block:
     span: Span
     body: Value
     path: str
+    # False when the parser saw in the body no expression that starts as a ``var.``/``local.``
+    # reference: the project view then has nothing to resolve in it and skips the walk (four
+    # blocks in five, most of the cost of building Terraform subjects). True (walk) otherwise,
+    # and for blocks made elsewhere.
+    references: bool = True
 
     @property
     def address(self) -> str:
@@ -133,6 +149,7 @@ class _Converter:
     def __init__(self, path: str, text: str = "", source: bytes = b"") -> None:
         self.path = path
         self.too_deep: Span | None = None  # where nesting first went past MAX_DEPTH
+        self.references = False  # whether the block being read holds a reference (Block)
         self.source = source
         self.ascii_text = text if text.isascii() else None
 
@@ -163,7 +180,10 @@ class _Converter:
             self.too_deep = _span(node)
 
     def unknown(self, node: tree_sitter.Node) -> Value:
-        return Value(None, self.path, _span(node), False, False, self._text(node))
+        text = self._text(node)
+        if reference(text) is not None:
+            self.references = True
+        return Value(None, self.path, _span(node), False, False, text)
 
     def expression(self, node: tree_sitter.Node, depth: int) -> Value:
         # Every attribute's value is an ``expression`` around the node that says what it is: a
@@ -231,6 +251,7 @@ class _Converter:
         elif kind == _NULL_LIT:
             data = None
         else:
+            self.references = True  # an unknown value not made by unknown(): walked, to be safe
             return Value(None, self.path, span, False, False, text)
         return Value(data, self.path, span, text=text)
 
@@ -358,12 +379,17 @@ class _Converter:
             elif child_type == _BODY:
                 body_node = child
         span = _span(node)
+        # Nested blocks are parts of this one's body: what they reference, it does.
+        outer, self.references = self.references, False
         body = self.body(body_node, span, depth, None)
         if node.has_error:
             # tree-sitter recovers from errors by guessing (``1e3`` becomes ``1`` and an attribute
             # ``e3``): nothing in a block it had to repair is trusted as a known value.
             _mark_unknown(body)
-        return Block(kind, tuple(labels), span, body, self.path)
+            self.references = True
+        references = self.references
+        self.references = outer or references
+        return Block(kind, tuple(labels), span, body, self.path, references)
 
 
 def _mark_unknown(value: Value) -> None:

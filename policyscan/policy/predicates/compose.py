@@ -1793,7 +1793,7 @@ def _elasticache(project: Project) -> Iterable[tuple[Any, Value, bool | None]]:
     """ElastiCache/MemoryDB Redis resources and whether they keep snapshots."""
     for module, block in project.terraform_resources(_REDIS_RESOURCES):
         rtype = block.labels[0]
-        body = module.resolve_tree(block.body)
+        body = module.resolved_body(block)
         engine = body.get("engine")
         engine_text = _str(engine) if engine is not None else "redis"
         if engine_text is not None and engine_text.lower() == "memcached":
@@ -1949,7 +1949,7 @@ def tls_termination_anywhere(
         rtype = block.labels[0]
         if rtype == "aws_cloudfront_distribution":
             return Outcome(True, details={"evidence": block.address})
-        body = module.resolve_tree(block.body)
+        body = module.resolved_body(block)
         protocol_v = body.get("protocol")
         protocol = "HTTP" if protocol_v is None else _str(protocol_v)
         if protocol is None:

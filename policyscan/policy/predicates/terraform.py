@@ -104,41 +104,19 @@ def _number(value: Value | None) -> float | None:
 
 
 def _all_blocks(project: Project) -> list[tuple[TerraformModule, Block]]:
-    def build() -> list[tuple[TerraformModule, Block]]:
-        out: list[tuple[TerraformModule, Block]] = []
-        for _, module in sorted(project.terraform_modules.items()):
-            out.extend((module, block) for block in module.blocks)
-        return out
-
-    result: list[tuple[TerraformModule, Block]] = project.memo("terraform_blocks", build)
-    return result
+    return project.terraform_index.blocks
 
 
 def _project_resources(
     project: Project, types: Iterable[str]
 ) -> list[tuple[TerraformModule, Block]]:
     wanted = frozenset(types)
-    # Asked once per subject by several rules: indexed per project, or a scan turns quadratic.
-    by_type: dict[str, list[tuple[TerraformModule, Block]]] = project.memo(
-        "terraform_resources_by_type", lambda: _index_by_type(project)
-    )
-    if len(wanted) == 1:
-        return by_type.get(next(iter(wanted)), [])
-    merged: list[tuple[TerraformModule, Block]] = project.memo(
+    # Asked once per subject by several rules: answered once per project and set of types.
+    found: list[tuple[TerraformModule, Block]] = project.memo(
         ("terraform_resources_of", wanted),
-        lambda: [
-            (m, b) for m, b in _all_blocks(project) if b.type == "resource" and _rtype(b) in wanted
-        ],
+        lambda: list(project.terraform_index.resources_of(wanted)),
     )
-    return merged
-
-
-def _index_by_type(project: Project) -> dict[str, list[tuple[TerraformModule, Block]]]:
-    index: dict[str, list[tuple[TerraformModule, Block]]] = {}
-    for module, block in _all_blocks(project):
-        if block.type == "resource":
-            index.setdefault(_rtype(block), []).append((module, block))
-    return index
+    return found
 
 
 @dataclass(slots=True)
@@ -419,7 +397,7 @@ def _split_verdict(
     exists = instantiated(module, block)
     if exists is False:
         return None  # certainly absent (count = 0): as if not written
-    outcome = judge(module.resolve_tree(block.body), block)
+    outcome = judge(module.resolved_body(block), block)
     if exists is None:
         return UNKNOWN
     return outcome
@@ -810,7 +788,7 @@ def _shift(value: Value, lines: int, path: str) -> Value:
 
 def _document_tree(module: TerraformModule, block: Block) -> Value:
     """``data "aws_iam_policy_document"`` statements as JSON-shaped Values."""
-    body = module.resolve_tree(block.body)
+    body = module.resolved_body(block)
     statements: list[Value] = []
     for statement in _elements(body.get("statement")):
         entries: dict[str, Value] = {}
@@ -1274,7 +1252,7 @@ def _group_sets(
     module: TerraformModule, group: Block, family: str, parameter: str, off: tuple[str, ...]
 ) -> Outcome:
     """Whether a parameter group sets ``parameter`` to an active value."""
-    body = module.resolve_tree(group.body)
+    body = module.resolved_body(group)
     family_text = _known_str(body.get("family"))
     pattern = _PG_FAMILY if family == "postgres" else _MYSQL_FAMILY
     if family_text is None or not pattern.match(family_text):
