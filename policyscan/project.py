@@ -684,12 +684,14 @@ class Project:
         depth: int,
     ) -> list[Directive]:
         out: list[Directive] = []
+        changed = False
         for directive in block:
             if directive.name == "include" and directive.args and depth < 10:
                 targets = self._include_targets(directive, main, docs)
                 if not targets:
                     # Kept, so rules can tell "not set" from "set somewhere we could not read".
                     out.append(directive)
+                changed = changed or bool(targets)
                 for target in targets:
                     if target != doc.artifact.path:
                         included.add(target)
@@ -705,15 +707,16 @@ class Project:
                         )
                 continue
             if directive.block is not None:
-                directive = Directive(
-                    directive.name,
-                    directive.args,
-                    directive.span,
-                    directive.path,
-                    self._splice(doc, directive.block, main, docs, included, depth),
-                )
+                inner = self._splice(doc, directive.block, main, docs, included, depth)
+                if inner is not directive.block:
+                    directive = Directive(
+                        directive.name, directive.args, directive.span, directive.path, inner
+                    )
+                    changed = True
             out.append(directive)
-        return out
+        # A block with no include anywhere in it is the document's own (nothing changes a
+        # directive once parsed): shared, not copied.
+        return out if changed else block
 
     def _include_targets(
         self, directive: Directive, main: str, docs: dict[str, NginxDocument]

@@ -133,3 +133,48 @@ def test_nginx_never_reads_includes_itself_and_reports_unbalanced_braces() -> No
     assert [(p.span.start_line, "never closed" in p.message) for p in broken.problems] == [
         (1, True)
     ]
+
+
+def test_nginx_parse_leaves_no_large_cycle_for_the_collector() -> None:
+    """A scan runs without the cyclic collector (cli.console): crossplane's payload, held in a
+    cycle by its nested functions, must be freed by the adapter, not left for a collection."""
+    import gc
+
+    text = "http {\n" + "".join(f"  add_header X-{i} v{i} always;\n" for i in range(400)) + "}\n"
+    gc.collect()
+    gc.disable()
+    try:
+        doc = _doc(Kind.NGINX, "nginx.conf", text)
+        left = gc.collect()
+    finally:
+        gc.enable()
+    assert len(doc.directives[0].block or []) == 400
+    # The cycle itself (crossplane's functions and their cells) stays: a few dozen objects,
+    # where the payload's 400 directives were over a thousand.
+    assert left < 100
+
+
+def test_names_repeated_across_files_are_one_string() -> None:
+    """Attribute names, block types, labels and references are interned by the Terraform
+    adapter, directive names and arguments by the nginx one, and mapping keys by the YAML
+    reader: a tree repeats them, and a string each was a third of the documents' memory."""
+    tf = [
+        _doc(Kind.TERRAFORM, f"{n}.tf", 'resource "aws_s3_bucket" "b" {\n  bucket = var.name\n}\n')
+        for n in ("a", "b")
+    ]
+    first, second = (d.blocks[0] for d in tf)
+    assert first.type is second.type and first.labels[0] is second.labels[0]
+    key_a, key_b = (next(iter(b.body.data)) for b in (first, second))  # type: ignore[arg-type]
+    assert key_a is key_b
+    assert first.body.data["bucket"].text is second.body.data["bucket"].text  # type: ignore[index]
+    nginx = [
+        _doc(Kind.NGINX, f"{n}.conf", "add_header X-Frame-Options DENY always;\n") for n in "ab"
+    ]
+    one, two = (d.directives[0] for d in nginx)
+    assert one.name is two.name and all(x is y for x, y in zip(one.args, two.args, strict=True))
+    compose = [
+        _doc(Kind.COMPOSE, f"{n}/docker-compose.yml", "services:\n  web:\n    image: x\n")
+        for n in "ab"
+    ]
+    keys = [next(iter(d.services()["web"].data)) for d in compose]
+    assert keys[0] is keys[1]

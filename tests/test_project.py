@@ -204,6 +204,31 @@ def test_nginx_includes_resolve_inside_root_and_headers_inherit_like_nginx(tmp_p
     assert any("outside the scanned root" in p.message for p in project.problems)
 
 
+def test_nginx_blocks_without_includes_are_the_documents_own(tmp_path: Path) -> None:
+    """Splicing copies only the blocks an include changed; the rest are shared with the
+    parsed document (and a spliced block holds the included file's directives)."""
+    root = write_tree(
+        tmp_path,
+        {
+            "nginx/nginx.conf": (
+                "http {\n  server {\n    listen 80;\n    location / {\n    }\n  }\n"
+                "  server {\n    include snippets/tls.conf;\n  }\n}\n"
+            ),
+            "nginx/snippets/tls.conf": "listen 443 ssl;\n",
+        },
+    )
+    project = _project(root)
+    (http,) = project.documents["nginx/nginx.conf"].directives
+    plain, with_include = (d for d in http.block if d.name == "server")
+    servers = [c for kind, c in project.nginx_contexts if kind == "server"]
+    assert [s.directive.span.start_line for s in servers] == [2, 7]
+    assert servers[0].directive is plain
+    assert servers[1].directive is not with_include
+    assert [(d.name, d.args, d.path) for d in servers[1].directive.block or ()] == [
+        ("listen", ("443", "ssl"), "nginx/snippets/tls.conf")
+    ]
+
+
 def test_terraform_variables_from_defaults_tfvars_and_locals(tmp_path: Path) -> None:
     root = write_tree(
         tmp_path,

@@ -11,6 +11,7 @@ import io
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 import crossplane
@@ -66,8 +67,10 @@ def _convert(
             children = _convert(block, path, lines, depth + 1) if depth < MAX_DEPTH else []
         out.append(
             Directive(
-                stmt["directive"],
-                tuple(stmt.get("args", ())),
+                # Interned: configurations repeat the same names and arguments (add_header,
+                # always, $host...), and each token was a string of its own.
+                intern(stmt["directive"]),
+                tuple(map(intern, stmt.get("args", ()))),
                 Span(line, 1, line, width),
                 path,
                 children,
@@ -145,4 +148,8 @@ def parse(artifact: Artifact, text: str) -> NginxDocument:
         )
     for config in payload.get("config", ()):
         doc.directives.extend(_convert(config.get("parsed", []), artifact.path, lines, 0))
+    # crossplane.parse's nested functions hold the payload in a reference cycle, which only
+    # the cyclic collector frees, and a scan runs without it (cli.console): emptied here, the
+    # payload's directives are freed now (12 MB at 2,457 files) and the cycle left is small.
+    payload.clear()
     return doc

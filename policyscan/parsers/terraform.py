@@ -12,6 +12,7 @@ import re
 import textwrap
 import time
 from dataclasses import dataclass, field
+from sys import intern
 
 import tree_sitter
 import tree_sitter_hcl
@@ -180,7 +181,11 @@ class _Converter:
             self.too_deep = _span(node)
 
     def unknown(self, node: tree_sitter.Node) -> Value:
-        text = self._text(node)
+        # Interned, as are attribute names, block types and labels: a tree repeats them (the
+        # public corpus's 38,766 attribute names are 1,801 strings, its 19,727 expressions
+        # 3,925), and a string of its own for each was a third of the memory of its Terraform
+        # documents. Literals, more often unique, are not (interning them cost more time).
+        text = intern(self._text(node))
         if reference(text) is not None:
             self.references = True
         return Value(None, self.path, _span(node), False, False, text)
@@ -328,7 +333,7 @@ class _Converter:
                     expr = found
                 value = self.expression(expr, deeper)
                 value.key_span = _span(ident)
-                entries[self._text(ident)] = value
+                entries[intern(self._text(ident))] = value
             elif kind == _BLOCK:
                 block = self.block(child, deeper)
                 if block is None:
@@ -360,7 +365,7 @@ class _Converter:
         children = node.named_children
         if not children:
             return None
-        kind = self._text(children[0])
+        kind = intern(self._text(children[0]))
         labels = []
         body_node = None
         for child in children[1:]:
@@ -373,9 +378,9 @@ class _Converter:
                         for p in child.named_children
                         if p.kind_id == _TEMPLATE_LITERAL
                     )
-                labels.append(label)
+                labels.append(intern(label))
             elif child_type == _IDENTIFIER:
-                labels.append(self._text(child))
+                labels.append(intern(self._text(child)))
             elif child_type == _BODY:
                 body_node = child
         span = _span(node)

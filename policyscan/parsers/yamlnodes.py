@@ -7,6 +7,8 @@ because compose reads some scalars as strings (``5432:5432`` is a base-60 intege
 
 from __future__ import annotations
 
+from sys import intern
+
 import yaml
 
 from policyscan.model import Problem, Scalar, Span, Value
@@ -138,7 +140,12 @@ class _Converter:
                         for k, v in self.convert(source, deeper).items():
                             merged.setdefault(k, v)
                 continue
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(_span(key_node))
+            # Interned: the same keys (image, environment, ports...) recur in every file.
+            key = (
+                intern(key_node.value)
+                if isinstance(key_node, yaml.ScalarNode)
+                else str(_span(key_node))
+            )
             if leaf_ok and isinstance(value_node, yaml.ScalarNode) and self.count < MAX_NODES:
                 self.count += 1
                 value = Value(_scalar(value_node), path, _span(value_node), text=value_node.value)
