@@ -248,3 +248,38 @@ def test_terraform_variables_from_defaults_tfvars_and_locals(tmp_path: Path) -> 
     assert facts.lookup("backup_retention_period").span.start_line == 5  # the use site
     assert facts.lookup("name").data == "prod"
     assert facts.lookup("other").known is False
+
+
+def test_terraform_index_gives_what_a_walk_of_every_block_gives(tmp_path: Path) -> None:
+    """TerraformIndex answers each scope of blocks and each question about resources of some
+    types; the answers must be those of a walk over every block of every module, in module
+    order, for any set of types (merged back into that order)."""
+    import itertools
+
+    from policyscan.project import TerraformIndex
+
+    types = ["aws_a", "aws_b", "aws_c"]
+    files = {}
+    for n, directory in enumerate(["b", "a", "a/z", "c"]):
+        blocks = []
+        for i in range(6):
+            rtype = types[(i * (n + 1)) % 3]
+            blocks.append(f'resource "{rtype}" "r{n}_{i}" {{\n}}\n')
+            if i % 2:
+                blocks.append(f'data "{rtype}" "d{n}_{i}" {{\n}}\n')
+        blocks.append(f'variable "v{n}" {{\n}}\nresource "no_name" {{\n}}\n')
+        files[f"{directory}/main.tf"] = "".join(blocks)
+    project = _project(write_tree(tmp_path, files))
+    walk = [
+        (module, block)
+        for _, module in sorted(project.terraform_modules.items())
+        for block in module.blocks
+    ]
+    index = TerraformIndex.of(project.terraform_modules)
+    assert index.blocks == walk
+    for kind in ("resource", "data", "variable", "module"):
+        assert list(project.terraform_blocks(kind)) == [p for p in walk if p[1].type == kind]
+    for size in range(len(types) + 1):
+        for chosen in itertools.combinations([*types, "aws_none"], size):
+            expected = [p for p in walk if p[1].type == "resource" and p[1].labels[0] in chosen]
+            assert list(project.terraform_resources(chosen)) == expected
