@@ -54,3 +54,23 @@ def assert_same_result(a: ScanResult, b: ScanResult) -> None:
     assert a.problems == b.problems
     assert a.artifacts == b.artifacts
     assert a == b
+
+
+def terraform_fixture_files() -> list[Any]:
+    """Each ``.tf`` file of the fixtures, as a pytest parameter named by its path."""
+    return [
+        pytest.param(path.read_text(encoding="utf-8"), id=str(path.relative_to(ROOT)))
+        for path in sorted(FIXTURES.rglob("*.tf"))
+    ]
+
+
+def terraform_example_files() -> list[Any]:
+    """Each ``.tf`` file of the built-in rules' examples, as a pytest parameter."""
+    out = []
+    for rule in load_policies():
+        examples: list[Any] = [*rule.model.examples.fail, *rule.model.examples.pass_]
+        for index, example in enumerate(examples):
+            for name, text in example.files.items():
+                if name.endswith(".tf"):
+                    out.append(pytest.param(text, id=f"{rule.id}-{index}-{name}"))
+    return out

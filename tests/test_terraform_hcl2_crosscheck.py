@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import hcl2
@@ -24,9 +23,8 @@ import pytest
 
 from policyscan.model import Artifact, Kind, Span, Value
 from policyscan.parsers import terraform as tf
-from policyscan.policy.loader import load_policies
+from tests.conftest import terraform_example_files, terraform_fixture_files
 
-ROOT = Path(__file__).resolve().parents[1]
 COMPARED = ("resource", "data", "provider", "variable", "locals")
 
 
@@ -195,24 +193,6 @@ def crosscheck(text: str) -> list[str]:
 # ------------------------------------------------------------------------------- sources
 
 
-def _fixture_files() -> list[Any]:
-    return [
-        pytest.param(path.read_text(encoding="utf-8"), id=str(path.relative_to(ROOT)))
-        for path in sorted((ROOT / "fixtures").rglob("*.tf"))
-    ]
-
-
-def _example_files() -> list[Any]:
-    out = []
-    for rule in load_policies():
-        examples: list[Any] = [*rule.model.examples.fail, *rule.model.examples.pass_]
-        for index, example in enumerate(examples):
-            for name, text in example.files.items():
-                if name.endswith(".tf"):
-                    out.append(pytest.param(text, id=f"{rule.id}-{index}-{name}"))
-    return out
-
-
 SAMPLES = {
     "scalars": """
 locals {
@@ -315,12 +295,12 @@ def test_exponent_literals_are_a_grammar_limit_and_never_guessed() -> None:
     assert [v.known for _, v in block.body.items()] == [False] * len(block.body.data)
 
 
-@pytest.mark.parametrize("text", _fixture_files())
+@pytest.mark.parametrize("text", terraform_fixture_files())
 def test_fixture_files_agree(text: str) -> None:
     assert crosscheck(text) == []
 
 
-@pytest.mark.parametrize("text", _example_files())
+@pytest.mark.parametrize("text", terraform_example_files())
 def test_rule_example_files_agree(text: str) -> None:
     assert crosscheck(text) == []
 

@@ -9,7 +9,6 @@ blocks come from the fixtures, the built-in rules' examples, samples written to 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +17,8 @@ from hypothesis import strategies as st
 
 from policyscan.model import Artifact, Kind, Span, Value
 from policyscan.parsers import terraform as tf
-from policyscan.policy.loader import load_policies
 from policyscan.project import TerraformModule
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import terraform_example_files, terraform_fixture_files
 
 
 class _Everything(dict[str, Value]):
@@ -49,21 +46,7 @@ def _check(text: str) -> None:
         assert module.resolved_body(block) == resolved
 
 
-def _sources() -> list[Any]:
-    out = [
-        pytest.param(path.read_text(encoding="utf-8"), id=str(path.relative_to(ROOT)))
-        for path in sorted((ROOT / "fixtures").rglob("*.tf"))
-    ]
-    for rule in load_policies():
-        examples: list[Any] = [*rule.model.examples.fail, *rule.model.examples.pass_]
-        for index, example in enumerate(examples):
-            for name, text in example.files.items():
-                if name.endswith(".tf"):
-                    out.append(pytest.param(text, id=f"{rule.id}-{index}-{name}"))
-    return out
-
-
-@pytest.mark.parametrize("text", _sources())
+@pytest.mark.parametrize("text", [*terraform_fixture_files(), *terraform_example_files()])
 def test_a_body_marked_without_references_resolves_to_itself(text: str) -> None:
     _check(text)
 
