@@ -61,10 +61,11 @@ class Block:
     span: Span
     body: Value
     path: str
-    # False when the parser saw in the body no expression that starts as a ``var.``/``local.``
-    # reference: the project view then has nothing to resolve in it and skips the walk (four
-    # blocks in five, most of the cost of building Terraform subjects). True (walk) otherwise,
-    # and for blocks made elsewhere.
+    # False when the parser saw in the body no expression that is a ``var.``/``local.``
+    # reference (``reference``): the project view then has nothing to resolve in it and skips
+    # the walk (two blocks in three of a generated tree, 93% of the corpus's; the walk was most
+    # of the cost of building Terraform subjects). True (walk) otherwise, and for blocks made
+    # elsewhere.
     references: bool = True
 
     @property
