@@ -221,6 +221,41 @@ def test_a_lost_worker_leaves_the_scan_to_this_process(
     _assert_same(plain, after)
 
 
+def test_a_worker_lost_between_its_findings_and_its_pickles(
+    tmp_path: Path, forced: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pickles for the cache follow the worker's findings, each in a message of its own:
+    a worker that dies after the findings leaves the scan to this process, and the cache it
+    writes is what one process writes."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.delenv("POLICYSCAN_DEBUG", raising=False)
+    root = _repo(tmp_path / "repo")
+    plain = _scan(root, jobs=1)
+    from multiprocessing.connection import Connection
+
+    parent = os.getpid()
+    real_send = Connection.send_bytes
+    sent: list[int] = []
+
+    def send_bytes(self: Connection, buf: Any, *args: Any) -> None:
+        if os.getpid() != parent:  # in the worker: its resources, findings, first pickle
+            sent.append(len(buf))
+            if len(sent) == 4:
+                os._exit(3)  # killed before the second pickle
+        real_send(self, buf, *args)
+
+    monkeypatch.setattr(Connection, "send_bytes", send_bytes)
+    after = _scan(root, jobs=2, cache=True)
+    assert forced == [None]
+    _assert_same(plain, after)
+    made = _entries(root)
+    from policyscan import cache
+
+    cache.clear(str(root))
+    _scan(root, jobs=1, cache=True)
+    assert _entries(root) == made
+
+
 def _project(root: Path, kinds: frozenset[Kind] | None) -> Project:
     from policyscan.discover import discover
 
