@@ -236,6 +236,7 @@ def _here(
                 documents[artifact.path] = doc
         if done == len(here_tf):
             inbox.put(sent)  # written by the queue's own thread: this process goes on
+            sent = []  # the thread's now: the pickles are let go once written
         if progress is not None:
             progress(done * total // len(mine), total)
     if lap is not None:
