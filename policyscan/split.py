@@ -15,8 +15,9 @@ makes them, so the output is the same as a scan in one process.
 Used for exactly two processes, where fork is the platform's way. With the cache, the texts
 were read (and hashed) here already and the worker inherits them; a document the cache holds
 is loaded rather than parsed, by the process it falls to, and the worker sends back the pickle
-of each document it parsed, for this process to store (after its findings, one message each). Whatever goes wrong in the worker
-(killed, a bug) returns None here, and the scan is done the ordinary way.
+of each document it parsed, for this process to store (after its findings, one message each).
+Whatever goes wrong in the worker (killed, a bug) returns None here, and the scan is done the
+ordinary way.
 """
 
 from __future__ import annotations
