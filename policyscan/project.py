@@ -456,6 +456,12 @@ class Project:
     # Without the Terraform documents: the resources of CROSS_FAMILY_RESOURCES by module, once
     # the other process sent them.
     remote_terraform: dict[str, TerraformModule] | None = None
+    # The files a run reports on (pre-commit, --changed-since); None: all. Rules then judge only
+    # the subjects whose part of the tree holds one of them (part_of): no other can make a
+    # finding there. The view and every project-wide answer are still the whole tree's.
+    focus: frozenset[str] | None = None
+    # Each main nginx file's configuration, includes spliced (set with nginx_contexts).
+    _nginx_mains: dict[str, list[Directive]] = field(default_factory=dict)
 
     def _holds(self, kind: Kind) -> None:
         if self.kinds is not None and kind not in self.kinds:
@@ -475,6 +481,76 @@ class Project:
             for a in self.artifacts
             if a.kind is kind and a.path in self.documents
         ]
+
+    def in_focus(self, subject: Subject) -> bool:
+        """Whether a rule must judge ``subject`` in this run (see ``focus``)."""
+        if self.focus is None:
+            return True
+        part = self.part_of(subject)
+        return part is None or not part.isdisjoint(self.focus)
+
+    def may_focus(self, scope: str) -> bool:
+        """Whether some subject of ``scope`` could be in focus (in_focus), told from the kinds
+        of the files in focus alone, before the scope is built."""
+        kinds = _SCOPE_KINDS.get(scope)
+        if self.focus is None or kinds is None:
+            return True
+        return any(not _PART_KINDS[kind].isdisjoint(self._focus_kinds) for kind in kinds)
+
+    @cached_property
+    def _focus_kinds(self) -> frozenset[Kind]:
+        focus = self.focus or frozenset()
+        return frozenset(a.kind for a in self.artifacts if a.path in focus)
+
+    def part_of(self, subject: Subject) -> frozenset[str] | None:
+        """The files where a finding about ``subject`` can be located (None: anywhere). A
+        rule blames the subject's own values or others of its part, never another part's
+        (docs/bounded-memory.md lists every project-wide question and what its answers
+        carry): a compose or env subject, the compose and env files of its directory (a view
+        merges those; a template's finding is on the deployed file beside it); a Terraform
+        one, its module's files; an nginx one, the files of every configuration that includes
+        its file; a Dockerfile, itself. The project's own subject: anywhere."""
+        kind = subject.kind
+        if subject.scope == "project":
+            return None
+        if kind is Kind.NGINX:
+            return self._nginx_parts.get(subject.path, frozenset({subject.path}))
+        if kind is Kind.DOCKERFILE:
+            return frozenset({subject.path})
+        kinds = (Kind.TERRAFORM,) if kind is Kind.TERRAFORM else (Kind.COMPOSE, Kind.ENV)
+        return self._directory_files(posixpath.dirname(subject.path), kinds)
+
+    def _directory_files(self, directory: str, kinds: tuple[Kind, ...]) -> frozenset[str]:
+        def build() -> dict[tuple[str, tuple[Kind, ...]], frozenset[str]]:
+            found: dict[tuple[str, tuple[Kind, ...]], set[str]] = {}
+            for a in self.artifacts:
+                where = posixpath.dirname(a.path)
+                for group in ((Kind.TERRAFORM,), (Kind.COMPOSE, Kind.ENV)):
+                    if a.kind in group:
+                        found.setdefault((where, group), set()).add(a.path)
+            return {key: frozenset(paths) for key, paths in found.items()}
+
+        table: dict[tuple[str, tuple[Kind, ...]], frozenset[str]] = self.memo(
+            "directory_files", build
+        )
+        return table.get((directory, kinds), frozenset())
+
+    @cached_property
+    def _nginx_parts(self) -> dict[str, frozenset[str]]:
+        """Each nginx file, and the files of every main configuration whose includes reach it."""
+        _ = self.nginx_contexts  # fills _nginx_mains
+        reached: dict[str, set[str]] = {}
+        for main, tree in self._nginx_mains.items():
+            files = {main}
+            stack = list(tree)
+            while stack:
+                directive = stack.pop()
+                files.add(directive.path)
+                if directive.block:
+                    stack.extend(directive.block)
+            for path in files:
+                reached.setdefault(path, set()).update(files)
+        return {path: frozenset(files) for path, files in reached.items()}
 
     def memo(self, key: Hashable, build: Callable[[], _T]) -> _T:
         """``build()``, computed once per project. Predicates run once per subject, and many
@@ -671,6 +747,7 @@ class Project:
         for path in sorted(spliced):
             if path in included:
                 continue
+            self._nginx_mains[path] = spliced[path]
             _walk_contexts(spliced[path], None, {}, out, "server")
         return out
 
@@ -1217,3 +1294,24 @@ _SCOPES: dict[str, _Builder] = {
 }
 
 SCOPES = tuple(sorted(_SCOPES))
+
+# The kinds of the subjects of each scope (the project's own subject aside), and the kinds of
+# the files in a subject's part by its kind (Project.part_of): a scope none of whose parts can
+# hold a file in focus is not even built.
+_SCOPE_KINDS: dict[str, frozenset[Kind]] = {
+    "variable": frozenset({Kind.ENV, Kind.COMPOSE, Kind.DOCKERFILE}),
+    "compose.service": frozenset({Kind.COMPOSE}),
+    "compose.reference": frozenset({Kind.COMPOSE}),
+    "env.file": frozenset({Kind.ENV}),
+    "dockerfile.stage": frozenset({Kind.DOCKERFILE}),
+    "nginx.server": frozenset({Kind.NGINX}),
+    "nginx.location": frozenset({Kind.NGINX}),
+    **{s: frozenset({Kind.TERRAFORM}) for s in _SCOPES if s.startswith("terraform.")},
+}
+_PART_KINDS: dict[Kind, frozenset[Kind]] = {
+    Kind.NGINX: frozenset({Kind.NGINX}),
+    Kind.DOCKERFILE: frozenset({Kind.DOCKERFILE}),
+    Kind.TERRAFORM: frozenset({Kind.TERRAFORM}),
+    Kind.COMPOSE: frozenset({Kind.COMPOSE, Kind.ENV}),
+    Kind.ENV: frozenset({Kind.COMPOSE, Kind.ENV}),
+}

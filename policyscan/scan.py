@@ -308,6 +308,7 @@ def _split(
         sources,
         options.progress,
         clock.lap,
+        options.only,
     )
     if done is None:
         return None
@@ -331,7 +332,7 @@ def _evaluate(
     from policyscan.policy.engine import evaluate
     from policyscan.project import Project
 
-    project = Project(root, artifacts, documents)
+    project = Project(root, artifacts, documents, focus=options.only)
     timings: dict[str, float] = {}
     files = len(artifacts)
     jobs = _jobs_for(options.jobs, files) if files >= RULES_POOL_MIN_FILES else 1

@@ -78,6 +78,7 @@ class _Plan:
     max_bytes: int
     with_evidence: bool
     sources: Sources | None  # None: without the cache, each file is read where it is parsed
+    focus: frozenset[str] | None  # Project.focus: the files reported on; None: all
 
 
 # One file's document (or a _Failed), its text, and its pickle when one is wanted (to send it
@@ -160,6 +161,7 @@ def scan_by_kind(
     sources: Sources | None = None,
     progress: Callable[[int, int], None] | None = None,
     lap: Callable[[str], None] | None = None,
+    focus: frozenset[str] | None = None,
 ) -> Split | None:
     """The scan's documents and rules in two processes; None where it could not be done (the
     caller scans the ordinary way). ``texts`` gets the text of every document parsed;
@@ -172,7 +174,7 @@ def scan_by_kind(
         return None
     here = _share_here(artifacts, terraform, sources)
     terraform_rules = [i for i, r in enumerate(rules) if r.scope.startswith("terraform.")]
-    plan = _Plan(rules, terraform_rules, artifacts, root, max_bytes, with_evidence, sources)
+    plan = _Plan(rules, terraform_rules, artifacts, root, max_bytes, with_evidence, sources, focus)
     context = multiprocessing.get_context("fork")
     inbox: Queue[Any] = context.Queue()
     receive, send = context.Pipe(duplex=False)
@@ -244,7 +246,7 @@ def _here(
         lap("parse")
 
     kinds = frozenset(k for k in Kind if k is not Kind.TERRAFORM)
-    project = Project(plan.root, artifacts, documents, kinds=kinds)
+    project = Project(plan.root, artifacts, documents, kinds=kinds, focus=plan.focus)
     theirs = set(plan.terraform_rules)
     rest = [i for i in range(len(plan.rules)) if i not in theirs]
     try:
@@ -393,7 +395,9 @@ def _work(
             doc = scanning.parse_text(artifact, text)
         documents[artifact.path] = doc
         texts[artifact.path] = text
-    project = Project(plan.root, plan.artifacts, documents, kinds=frozenset({Kind.TERRAFORM}))
+    project = Project(
+        plan.root, plan.artifacts, documents, kinds=frozenset({Kind.TERRAFORM}), focus=plan.focus
+    )
     # Sent by a thread: the parent reads it only when its rules want it, and a pipe holds 64 KB.
     sender = threading.Thread(
         target=send.send_bytes, args=(dumps(("ok", project.cross_family_terraform())),)

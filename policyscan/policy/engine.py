@@ -135,7 +135,8 @@ def evaluate(
     problems: list[Problem] = []
     for rule in rules:
         started = time.perf_counter() if timings is not None else 0.0
-        project.subjects(rule.scope)
+        if project.may_focus(rule.scope):
+            project.subjects(rule.scope)
         if timings is not None:
             built = time.perf_counter()
             timings["project"] = timings.get("project", 0.0) + built - started
@@ -339,9 +340,14 @@ def _candidates(rule: Rule, project: Project) -> Iterable[tuple[int, Subject]]:
     indexes of the scope by attribute, built once per project: by lowered text for ``in``
     clauses, by text for ``matches`` ones, whose pattern is then tried once per distinct
     text."""
+    if not project.may_focus(rule.scope):
+        return iter(())
     subjects = project.subjects(rule.scope)
+    focused = _focused(project, rule.scope, subjects)
     if rule.selects is None:
-        return enumerate(subjects)
+        if focused is None:
+            return enumerate(subjects)
+        return ((i, subjects[i]) for i in focused)
     found: set[int] = set()
     for attr, op, arg in rule.selects:
         if op == "matches" and isinstance(arg, str):
@@ -350,7 +356,22 @@ def _candidates(rule: Rule, project: Project) -> Iterable[tuple[int, Subject]]:
             index = _index(project, rule.scope, attr, selector_key, subjects)
             for key in arg:
                 found.update(index.get(key, ()))
+    if focused is not None:
+        found.intersection_update(focused)
     return ((i, subjects[i]) for i in sorted(found))
+
+
+def _focused(project: Project, scope: str, subjects: list[Subject]) -> list[int] | None:
+    """The places of the scope's subjects in the project's focus (Project.in_focus), worked
+    out once per scope; None without a focus."""
+    if project.focus is None:
+        return None
+
+    def build() -> list[int]:
+        return [i for i, subject in enumerate(subjects) if project.in_focus(subject)]
+
+    found: list[int] = project.memo(("in focus", scope), build)
+    return found
 
 
 def _index(

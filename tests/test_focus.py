@@ -1,0 +1,169 @@
+"""A run that reports on some files (pre-commit, --changed-since) judges only the subjects whose
+part of the tree holds one of them (``Project.focus``, ``Project.part_of``). What it reports must
+be exactly what judging every subject reports for those files: checked file by file on both
+fixtures and on a generated tree, in one process and split by kind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policyscan import scan as scan_module
+from policyscan.policy import engine
+from policyscan.project import Project
+from tests.conftest import FIXTURES, ROOT, write_tree
+from tests.conftest import assert_same_result as _assert_same
+from tests.conftest import scan_tree as _scan
+
+
+def _everything(self: Project, subject: Any) -> bool:
+    return True
+
+
+def _each_file_alone(
+    root: Path, monkeypatch: pytest.MonkeyPatch, step: int = 1, **changes: Any
+) -> int:
+    """Scan ``root`` reporting on each file alone (every ``step``-th), narrowed and not; the
+    results must be the same. Returns how many of the narrowed runs found something."""
+    paths = [a.path for a in _scan(root, **changes).artifacts]
+    assert paths
+    found = 0
+    for path in paths[::step]:
+        narrowed = _scan(root, only=frozenset({path}), **changes)
+        with monkeypatch.context() as patched:
+            patched.setattr(Project, "in_focus", _everything)
+            whole = _scan(root, only=frozenset({path}), **changes)
+        _assert_same(whole, narrowed)
+        found += bool(narrowed.findings)
+    return found
+
+
+@pytest.mark.parametrize("fixture", ["insecure-shop", "hardened-shop"])
+def test_each_fixture_file_alone_as_if_every_subject_were_judged(
+    fixture: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = _each_file_alone(FIXTURES / fixture, monkeypatch, jobs=1)
+    if fixture == "insecure-shop":
+        assert found >= 10  # the comparison is about files with findings
+
+
+def test_split_by_kind_narrows_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scan_module, "_jobs_for", lambda jobs, files: jobs)
+    assert _each_file_alone(FIXTURES / "insecure-shop", monkeypatch, jobs=2) >= 10
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("focus") / "monorepo"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "generate_monorepo.py"),
+            *("--services", "5", "--seed", "3", "--insecure-rate", "0.5", "--out", str(out)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def test_a_generated_tree_file_by_file(generated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _each_file_alone(generated, monkeypatch, step=2, jobs=1) >= 10
+
+
+def test_a_focused_run_judges_fewer_subjects(
+    generated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    judged: list[str] = []
+    real = engine._evaluate_one
+
+    def counted(rule: Any, subject: Any, *args: Any) -> None:
+        judged.append(subject.path)
+        real(rule, subject, *args)
+
+    monkeypatch.setattr(engine, "_evaluate_one", counted)
+    _scan(generated, jobs=1)
+    everything = len(judged)
+    one = next(p for p in sorted(set(judged)) if p.endswith(".tf"))
+    judged.clear()
+    _scan(generated, jobs=1, only=frozenset({one}))
+    assert 0 < len(judged) < everything / 3
+    # Judged: the subjects of the file's own module, and the project's own (path "").
+    module = one.rsplit("/", 1)[0]
+    assert {p.rsplit("/", 1)[0] if p else "" for p in judged} == {module, ""}
+
+
+def test_the_parts_of_each_kind(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path,
+        {
+            "app/docker-compose.yml": "services:\n  web:\n    image: nginx\n",
+            "app/docker-compose.prod.yml": "services:\n  web:\n    environment:\n      A: b\n",
+            "app/.env": "A=1\n",
+            "app/Dockerfile": "FROM python:3.12\nENV B=2\n",
+            "other/.env": "C=3\n",
+            "infra/main.tf": 'resource "aws_s3_bucket" "b" {\n  bucket = var.name\n}\n',
+            "infra/variables.tf": 'variable "name" {\n  default = "x"\n}\n',
+            "infra/sub/main.tf": 'resource "aws_s3_bucket" "c" {\n}\n',
+            "nginx/one.conf": "http {\n  include snippets/common.conf;\n  server {\n  }\n}\n",
+            "nginx/two.conf": "http {\n  include snippets/common.conf;\n}\n",
+            "nginx/snippets/common.conf": "server {\n  listen 80;\n}\n",
+        },
+    )
+    from policyscan.discover import discover
+    from policyscan.scan import parse_artifact
+
+    found = discover([str(root)], str(root))
+    docs = {a.path: parse_artifact(a, 1 << 20)[0] for a in found.artifacts}
+    project = Project(found.root, found.artifacts, docs)
+
+    def parts(scope: str) -> dict[str, frozenset[str] | None]:
+        return {s.path: project.part_of(s) for s in project.subjects(scope)}
+
+    compose_and_env = frozenset(
+        {"app/docker-compose.yml", "app/docker-compose.prod.yml", "app/.env"}
+    )
+    assert set(parts("compose.service").values()) == {compose_and_env}
+    assert parts("env.file") == {
+        "app/.env": compose_and_env,
+        "other/.env": frozenset({"other/.env"}),
+    }
+    assert parts("dockerfile.stage") == {"app/Dockerfile": frozenset({"app/Dockerfile"})}
+    module = frozenset({"infra/main.tf", "infra/variables.tf"})
+    assert parts("terraform.resource") == {
+        "infra/main.tf": module,
+        "infra/sub/main.tf": frozenset({"infra/sub/main.tf"}),
+    }
+    every_config = frozenset({"nginx/one.conf", "nginx/two.conf", "nginx/snippets/common.conf"})
+    assert set(parts("nginx.server").items()) == {
+        ("nginx/one.conf", frozenset({"nginx/one.conf", "nginx/snippets/common.conf"})),
+        ("nginx/snippets/common.conf", every_config),
+    }
+    assert parts("project") == {"": None}
+
+
+@pytest.mark.parametrize("fixture", ["insecure-shop", "hardened-shop"])
+def test_each_scope_holds_the_kinds_it_is_skipped_by(fixture: str) -> None:
+    """A focused run does not build a scope none of whose subjects' parts can hold a file in
+    focus (Project.may_focus, from _SCOPE_KINDS): every subject of every scope must be of a
+    kind the table gives, and its part must hold only files of the kinds _PART_KINDS gives."""
+    from policyscan.discover import discover
+    from policyscan.project import _PART_KINDS, _SCOPE_KINDS, SCOPES
+    from policyscan.scan import parse_artifact
+
+    root = FIXTURES / fixture
+    found = discover([str(root)], str(root))
+    docs = {a.path: parse_artifact(a, 1 << 20)[0] for a in found.artifacts}
+    project = Project(found.root, found.artifacts, docs)
+    kinds = {a.path: a.kind for a in found.artifacts}
+    assert set(_SCOPE_KINDS) == set(SCOPES) - {"project"}
+    for scope in _SCOPE_KINDS:
+        for subject in project.subjects(scope):
+            assert subject.kind in _SCOPE_KINDS[scope], (scope, subject.path)
+            part = project.part_of(subject)
+            assert part is not None and subject.path in part
+            assert {kinds[p] for p in part} <= _PART_KINDS[subject.kind], (scope, part)
