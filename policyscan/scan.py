@@ -651,7 +651,11 @@ def _scan_cached(
         evaluated.parse_problems = parse_problems
     if fresh != packed:
         store.store_documents(fresh)
-    store.store_results(tree, evaluated)
+    if options.only is None:
+        # A run that reports on some files judged only what can make a finding in them
+        # (Project.focus): its results would answer a later run of the whole tree wrongly.
+        # A hit above is another matter: a whole tree's results hold any part's.
+        store.store_results(tree, evaluated)
     clock.lap("cache.store")
     return project, evaluated
 

@@ -167,3 +167,36 @@ def test_each_scope_holds_the_kinds_it_is_skipped_by(fixture: str) -> None:
             part = project.part_of(subject)
             assert part is not None and subject.path in part
             assert {kinds[p] for p in part} <= _PART_KINDS[subject.kind], (scope, part)
+
+
+def test_a_focused_run_leaves_the_cache_to_the_whole_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache's results answer a whole tree: a focused run, which judged only part of it,
+    must not leave its results there for the next run of the unchanged tree, and a focused
+    run may take the whole tree's results from it."""
+    import shutil
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "insecure-shop", root)
+    whole = _scan(root)
+    one = next(f.location.path for f in whole.findings if not f.location.path.endswith(".tf"))
+    focused = _scan(root, only=frozenset({one}))
+    assert focused.findings and len(focused.findings) < len(whole.findings)
+
+    assert _scan(root, only=frozenset({one}), cache=True) == focused
+    _assert_same(whole, _scan(root, cache=True))  # not the focused run's results
+    # From the whole tree's cached results now:
+    hits: list[object] = []
+    from policyscan import cache
+
+    real = cache.ScanCache.load_results
+
+    def recorded(self: Any, key: str) -> Any:
+        hits.append(real(self, key))
+        return hits[-1]
+
+    monkeypatch.setattr(cache.ScanCache, "load_results", recorded)
+    _assert_same(focused, _scan(root, only=frozenset({one}), cache=True))
+    assert hits and hits[-1] is not None
