@@ -74,3 +74,21 @@ def terraform_example_files() -> list[Any]:
                 if name.endswith(".tf"):
                     out.append(pytest.param(text, id=f"{rule.id}-{index}-{name}"))
     return out
+
+
+def generate_monorepo(out: Path, services: int, seed: int, insecure_rate: float) -> Path:
+    """A tree from benchmarks/generate_monorepo.py, run as a user runs it."""
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "generate_monorepo.py"),
+            *("--services", str(services), "--seed", str(seed)),
+            *("--insecure-rate", str(insecure_rate), "--out", str(out)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out

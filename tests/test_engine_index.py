@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from policyscan.policy.conditions import (
 from policyscan.policy.predicates import PREDICATES
 from policyscan.project import Project
 from policyscan.scan import scan
+from tests.conftest import generate_monorepo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -143,24 +142,7 @@ def _without_selectors(rules: list[Any]) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("gen") / "tree"
-    subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "generate_monorepo.py"),
-            "--services",
-            "12",
-            "--insecure-rate",
-            "0.5",
-            "--seed",
-            "3",
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out
+    return generate_monorepo(tmp_path_factory.mktemp("gen") / "tree", 12, 3, 0.5)
 
 
 @pytest.mark.parametrize("tree", ["insecure-shop", "hardened-shop", "generated"])

@@ -5,8 +5,6 @@ fixtures and on a generated tree, in one process and split by kind."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytest
 from policyscan import scan as scan_module
 from policyscan.policy import engine
 from policyscan.project import Project
-from tests.conftest import FIXTURES, ROOT, write_tree
+from tests.conftest import FIXTURES, generate_monorepo, write_tree
 from tests.conftest import assert_same_result as _assert_same
 from tests.conftest import scan_tree as _scan
 
@@ -58,17 +56,7 @@ def test_split_by_kind_narrows_the_same(monkeypatch: pytest.MonkeyPatch) -> None
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("focus") / "monorepo"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "generate_monorepo.py"),
-            *("--services", "5", "--seed", "3", "--insecure-rate", "0.5", "--out", str(out)),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out
+    return generate_monorepo(tmp_path_factory.mktemp("focus") / "monorepo", 5, 3, 0.5)
 
 
 def test_a_generated_tree_file_by_file(generated: Path, monkeypatch: pytest.MonkeyPatch) -> None:

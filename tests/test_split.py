@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +23,8 @@ from policyscan.project import (
     TerraformElsewhere,
 )
 from policyscan.scan import parse_artifact
-from tests.conftest import ROOT, write_tree
 from tests.conftest import assert_same_result as _assert_same
+from tests.conftest import generate_monorepo, write_tree
 from tests.conftest import scan_tree as _scan
 
 COMPOSE = """\
@@ -175,16 +173,7 @@ def test_split_finds_what_one_process_finds(
 
 
 def test_split_on_a_generated_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp_path / "monorepo"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "generate_monorepo.py"),
-            *("--services", "16", "--seed", "7", "--insecure-rate", "0.2", "--out", str(out)),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    out = generate_monorepo(tmp_path / "monorepo", 16, 7, 0.2)
     plain = _scan(out, jobs=1)
     assert plain.findings
     returned: list[Any] = []
