@@ -517,20 +517,19 @@ class Project:
             return self._nginx_parts.get(subject.path, frozenset({subject.path}))
         if kind is Kind.DOCKERFILE:
             return frozenset({subject.path})
-        kinds = (Kind.TERRAFORM,) if kind is Kind.TERRAFORM else (Kind.COMPOSE, Kind.ENV)
-        return self._directory_files(posixpath.dirname(subject.path), kinds)
+        return self._directory_files(posixpath.dirname(subject.path), _PART_KINDS[kind])
 
-    def _directory_files(self, directory: str, kinds: tuple[Kind, ...]) -> frozenset[str]:
-        def build() -> dict[tuple[str, tuple[Kind, ...]], frozenset[str]]:
-            found: dict[tuple[str, tuple[Kind, ...]], set[str]] = {}
+    def _directory_files(self, directory: str, kinds: frozenset[Kind]) -> frozenset[str]:
+        """The files of ``directory`` of the kinds that share a part (_PART_KINDS)."""
+
+        def build() -> dict[tuple[str, frozenset[Kind]], frozenset[str]]:
+            found: dict[tuple[str, frozenset[Kind]], set[str]] = {}
             for a in self.artifacts:
-                where = posixpath.dirname(a.path)
-                for group in ((Kind.TERRAFORM,), (Kind.COMPOSE, Kind.ENV)):
-                    if a.kind in group:
-                        found.setdefault((where, group), set()).add(a.path)
+                key = (posixpath.dirname(a.path), _PART_KINDS[a.kind])
+                found.setdefault(key, set()).add(a.path)
             return {key: frozenset(paths) for key, paths in found.items()}
 
-        table: dict[tuple[str, tuple[Kind, ...]], frozenset[str]] = self.memo(
+        table: dict[tuple[str, frozenset[Kind]], frozenset[str]] = self.memo(
             "directory_files", build
         )
         return table.get((directory, kinds), frozenset())
