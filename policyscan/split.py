@@ -38,6 +38,7 @@ from policyscan.policy import engine
 from policyscan.project import PartialViewError, Project, facts
 
 if TYPE_CHECKING:
+    from array import array
     from multiprocessing.connection import Connection
     from multiprocessing.queues import Queue
 
@@ -411,8 +412,8 @@ def _work(
         )
         assert not deferred  # this process holds the Terraform documents
         # Each finding's snippet, here where the texts are, while the parent judges its rules.
-        lines: dict[str, list[str]] = {}
-        findings = [(tag, scanning._with_snippet(f, texts, lines)) for tag, f in findings]
+        line_starts: dict[str, array[int]] = {}
+        findings = [(tag, scanning._with_snippet(f, texts, line_starts)) for tag, f in findings]
     finally:
         # Whatever is sent next (the findings, or the news of a failure) goes after this
         # message, never into the middle of it: a message larger than the pipe is written

@@ -211,3 +211,26 @@ def test_a_full_disk_on_standard_output_is_said_and_exits_2() -> None:
         )
     assert proc.returncode == 2
     assert "cannot write standard output" in proc.stderr
+
+
+def test_each_snippet_is_the_line_its_finding_names(tmp_path: Path) -> None:
+    """Snippets come from line offsets kept per file: each must be the finding's own line, the
+    first and the last (with no newline after it) too, whatever else the file holds."""
+    import shutil
+
+    from policyscan.scan import snippet
+    from tests.conftest import FIXTURES, scan_tree
+
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "insecure-shop", root)
+    write_tree(root, {"edge/.env": "DEBUG=true\n\nAPP_ENV=production\nLOG_LEVEL=debug"})
+    result = scan_tree(root, jobs=1, cache=False)
+    lines = {
+        a.path: Path(a.abspath).read_text(encoding="utf-8").split("\n") for a in result.artifacts
+    }
+    shown = [f for f in result.findings if f.snippet]
+    assert {f.location.span.start_line for f in shown if f.location.path == "edge/.env"} >= {1, 4}
+    assert len(shown) > 50
+    for finding in shown:
+        line = lines[finding.location.path][finding.location.span.start_line - 1]
+        assert finding.snippet == snippet(line, finding), finding
