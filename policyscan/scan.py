@@ -258,7 +258,7 @@ def _scan(rules: Sequence[Rule], options: ScanOptions, root: str) -> ScanResult:
     elif store is None:
         documents, parse_problems = _parse_all(found.artifacts, options, texts, clock)
         project, evaluated = _evaluate(
-            rules, found.root, found.artifacts, documents, clock, options
+            rules, found.root, found.artifacts, documents, texts, clock, options
         )
         evaluated.parse_problems = parse_problems
     else:
@@ -336,13 +336,17 @@ def _evaluate(
     root: str,
     artifacts: list[Artifact],
     documents: dict[str, object],
+    texts: dict[str, str],
     clock: _Clock,
     options: ScanOptions,
 ) -> tuple[Project, _Evaluated]:
     from policyscan.policy.engine import evaluate
     from policyscan.project import Project
+    from policyscan.suppress import scopes_read
 
-    project = Project(root, artifacts, documents, focus=options.only)
+    project = Project(
+        root, artifacts, documents, focus=options.only, retained=scopes_read(texts.values())
+    )
     timings: dict[str, float] = {}
     files = len(artifacts)
     jobs = _jobs_for(options.jobs, files) if files >= RULES_POOL_MIN_FILES else 1
@@ -657,7 +661,7 @@ def _scan_cached(
     else:
         docs, parse_problems, fresh = documents()
         # Documents are taken before evaluation, which may annotate them.
-        project, evaluated = _evaluate(rules, root, artifacts, docs, clock, options)
+        project, evaluated = _evaluate(rules, root, artifacts, docs, texts, clock, options)
         evaluated.parse_problems = parse_problems
     if fresh != packed:
         store.store_documents(fresh)

@@ -247,7 +247,14 @@ def _here(
         lap("parse")
 
     kinds = frozenset(k for k in Kind if k is not Kind.TERRAFORM)
-    project = Project(plan.root, artifacts, documents, kinds=kinds, focus=plan.focus)
+    project = Project(
+        plan.root,
+        artifacts,
+        documents,
+        kinds=kinds,
+        focus=plan.focus,
+        retained=suppress.scopes_read(texts.values()),
+    )
     theirs = set(plan.terraform_rules)
     rest = [i for i in range(len(plan.rules)) if i not in theirs]
     try:
@@ -397,7 +404,12 @@ def _work(
         documents[artifact.path] = doc
         texts[artifact.path] = text
     project = Project(
-        plan.root, plan.artifacts, documents, kinds=frozenset({Kind.TERRAFORM}), focus=plan.focus
+        plan.root,
+        plan.artifacts,
+        documents,
+        kinds=frozenset({Kind.TERRAFORM}),
+        focus=plan.focus,
+        retained=suppress.scopes_read(texts.values()),
     )
     # Sent by a thread: the parent reads it only when its rules want it, and a pipe holds 64 KB.
     sender = threading.Thread(

@@ -52,6 +52,12 @@ _BLOCK_SCOPES = (
 TERRAFORM_BLOCK_SCOPES = tuple(s for s in _BLOCK_SCOPES if s.startswith("terraform."))
 
 
+def scopes_read(texts: Iterable[str]) -> frozenset[str]:
+    """The scopes whose subjects inline ignores will read after the rules (Project.retained):
+    none when no file has an ignore comment."""
+    return frozenset(_BLOCK_SCOPES) if any(MARKER in text for text in texts) else frozenset()
+
+
 @dataclass(frozen=True, slots=True)
 class Ignore:
     path: str

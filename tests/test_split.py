@@ -397,12 +397,12 @@ def test_a_rule_that_reads_across_kinds_its_own_way_leaves_the_scan_to_one_proce
         monkeypatch.setattr(Project, "cross_family_terraform", padded)
         judge = engine.judge
 
-        def late(*args: Any) -> Any:
+        def late(*args: Any, **kwargs: Any) -> Any:
             if os.getpid() == parent:
                 # The parent reads nothing until the worker's rule has failed, while its
                 # sender waits with the pipe full.
                 time.sleep(0.5)
-            return judge(*args)
+            return judge(*args, **kwargs)
 
         parent = os.getpid()
         monkeypatch.setattr(engine, "judge", late)

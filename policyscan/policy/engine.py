@@ -129,28 +129,8 @@ def evaluate(
         shared = _evaluate_forked(rules, project, jobs, with_evidence)
         if shared is not None:
             return shared
-    findings: list[Finding] = []
-    evidence: list[Evidence] = []
-    kept = evidence if with_evidence else None
-    problems: list[Problem] = []
-    for rule in rules:
-        started = time.perf_counter() if timings is not None else 0.0
-        if project.may_focus(rule.scope):
-            project.subjects(rule.scope)
-        if timings is not None:
-            built = time.perf_counter()
-            timings["project"] = timings.get("project", 0.0) + built - started
-            started = built
-        for _, subject in _candidates(rule, project):
-            if not _applies(rule, subject):
-                continue
-            try:
-                _evaluate_one(rule, subject, project, findings, kept)
-            except Exception as exc:
-                problems.append(_rule_error(rule, subject, exc))
-        if timings is not None:
-            timings[f"rule {rule.id}"] = time.perf_counter() - started
-    return _dedupe(findings), evidence, problems
+    tagged, _ = judge(rules, project, range(len(rules)), with_evidence, timings=timings)
+    return merge([tagged])
 
 
 # ------------------------------------------------------------------------------- in processes
@@ -280,19 +260,55 @@ def _evaluate_share(part: int) -> tuple[_Tagged, list[Problem]]:
     return tagged, list(project.problems)
 
 
+# Scopes whose subjects predicates of rules of other scopes read (``project.subjects`` in a
+# predicate), with those scopes: released only once those rules are judged too. A scope missed
+# here costs time, not correctness: released too early, it is built again when asked for.
+_READ_ACROSS: dict[str, frozenset[str]] = {
+    "variable": frozenset({"compose.service", "env.file"}),
+    "nginx.server": frozenset({"project"}),
+}
+
+
+def _in_scope_order(
+    rules: Sequence[Rule], indices: Iterable[int]
+) -> tuple[list[int], dict[int, list[str]]]:
+    """``indices`` with the rules of each scope together (scopes in the order they first come),
+    and the scopes judged for good after each position."""
+    groups: dict[str, list[int]] = {}
+    for index in indices:
+        groups.setdefault(rules[index].scope, []).append(index)
+    order = [index for group in groups.values() for index in group]
+    last: dict[str, int] = {}
+    for position, index in enumerate(order):
+        scope = rules[index].scope
+        last[scope] = position
+        for shared, readers in _READ_ACROSS.items():
+            if scope in readers:
+                last[shared] = position
+    done: dict[int, list[str]] = {}
+    for scope, position in last.items():
+        done.setdefault(position, []).append(scope)
+    return order, done
+
+
 def judge(
     rules: Sequence[Rule],
     project: Project,
     indices: Iterable[int],
     with_evidence: bool,
     share: tuple[int, int] = (0, 1),
+    timings: dict[str, float] | None = None,
 ) -> tuple[_Tagged, list[int]]:
     """Judge the rules at ``indices`` (of ``rules``), each on its ``share`` (every n-th of
     ``share[1]``) of its candidates; the items tagged with where they were made, to be merged
     in one process's order (merge). Also the indices of the rules that asked for Terraform
     resources not here yet (TerraformElsewhere): nothing of theirs is kept, to judge them again
     once the resources are here. A rule that reads documents this process does not hold
-    (PartialViewError) is not a rule's failure but the split's: it is raised."""
+    (PartialViewError) is not a rule's failure but the split's: it is raised.
+
+    The rules of a scope are judged together and its subjects released after the last of them
+    (Project.release), but those of a rule judged again later. ``timings``, when given, gets
+    the seconds spent building subjects ("project") and in each rule ("rule ID")."""
     from policyscan.project import PartialViewError, TerraformElsewhere
 
     part, parts = share
@@ -300,9 +316,17 @@ def judge(
     evidence: list[tuple[_Tag, Evidence]] = []
     problems: list[tuple[_Tag, Problem]] = []
     deferred: list[int] = []
-    for r_index in indices:
+    order, done = _in_scope_order(rules, indices)
+    for position, r_index in enumerate(order):
         rule = rules[r_index]
         made = (len(findings), len(evidence), len(problems))
+        started = time.perf_counter() if timings is not None else 0.0
+        if timings is not None:
+            if project.may_focus(rule.scope):
+                project.subjects(rule.scope)
+            built = time.perf_counter()
+            timings["project"] = timings.get("project", 0.0) + built - started
+            started = built
         try:
             for n, (s_index, subject) in enumerate(_candidates(rule, project)):
                 if n % parts != part or not _applies(rule, subject):
@@ -321,6 +345,16 @@ def judge(
         except TerraformElsewhere:
             del findings[made[0] :], evidence[made[1] :], problems[made[2] :]
             deferred.append(r_index)
+        if timings is not None:
+            timings[f"rule {rule.id}"] = time.perf_counter() - started
+        for scope in done.get(position, ()):
+            if not any(rules[i].scope == scope for i in deferred):
+                project.release(scope)
+    # In rule order again: each scope's rules came out together.
+    findings.sort(key=_tag)
+    evidence.sort(key=_tag)
+    problems.sort(key=_tag)
+    deferred.sort()
     return (findings, evidence, problems), deferred
 
 
@@ -370,7 +404,7 @@ def _focused(project: Project, scope: str, subjects: list[Subject]) -> list[int]
     def build() -> list[int]:
         return [i for i, subject in enumerate(subjects) if project.in_focus(subject)]
 
-    found: list[int] = project.memo(("in focus", scope), build)
+    found: list[int] = project.memo_of_scope(scope, "in focus", build)
     return found
 
 
@@ -389,7 +423,7 @@ def _index(
                 index.setdefault(key, []).append(i)
         return index
 
-    found: dict[str, list[int]] = project.memo(("selector", scope, attr, key_of), build)
+    found: dict[str, list[int]] = project.memo_of_scope(scope, ("selector", attr, key_of), build)
     return found
 
 
@@ -401,7 +435,7 @@ def _matching(
         by_text = _index(project, scope, attr, selector_text, subjects)
         return [i for text, places in by_text.items() if search(text) for i in places]
 
-    found: list[int] = project.memo(("selector matches", scope, attr, pattern), build)
+    found: list[int] = project.memo_of_scope(scope, ("selector matches", attr, pattern), build)
     return found
 
 

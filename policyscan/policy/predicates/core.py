@@ -94,7 +94,7 @@ def _usernames(project: Project, scope: str) -> dict[tuple[str, str | None], str
             index.setdefault((other.path, None), user)
         return index
 
-    return project.memo(("usernames", scope), build)
+    return project.memo_of_scope(scope, "usernames", build)
 
 
 def secret_reused(
@@ -148,7 +148,7 @@ def _reuse_groups(project: Project) -> dict[str, list[Subject]]:
                 groups.setdefault(text, []).append(s)
         return groups
 
-    return project.memo("reuse", build)
+    return project.memo_of_scope("variable", "reuse", build)
 
 
 _BACKUP_IMAGE = re.compile(
