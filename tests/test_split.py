@@ -172,6 +172,43 @@ def test_split_finds_what_one_process_finds(
     _assert_same(plain, split)
 
 
+@pytest.mark.parametrize("made", [None, b"damaged"], ids=["not picklable", "damaged"])
+def test_a_share_that_cannot_be_sent_together_is_parsed_by_the_worker(
+    tmp_path: Path, forced: list[Any], monkeypatch: pytest.MonkeyPatch, made: bytes | None
+) -> None:
+    root = _repo(tmp_path / "repo")
+    plain = _scan(root, jobs=1)
+    sent: list[int] = []
+
+    def together(docs: list[object]) -> bytes | None:
+        sent.append(len(docs))
+        return made
+
+    monkeypatch.setattr(split_module, "_together", together)
+    split = _scan(root, jobs=2)
+    assert forced and forced[0] is not None
+    assert sent and sent[0] > 0
+    _assert_same(plain, split)
+
+
+def test_documents_sent_together_share_what_the_parser_shared() -> None:
+    """Loaded from one pickle, two files' documents share their interned names and equal
+    spans, as parsed ones do; from a pickle each, they would not."""
+    from policyscan.model import Artifact
+
+    texts = ['resource "aws_s3_bucket" "b" {\n  bucket = var.name\n}\n'] * 2
+    docs = [
+        scan_module.parse_text(Artifact(name, "/nonexistent", Kind.TERRAFORM), text)
+        for name, text in zip(("a.tf", "b.tf"), texts, strict=True)
+    ]
+    loaded = split_module._load_together(split_module._together(docs), 2)
+    assert loaded == docs
+    first, second = (d.blocks[0] for d in loaded)  # type: ignore[attr-defined]
+    assert first.type is second.type and first.span is second.span
+    alone = [scan_module._load(scan_module._dumps(d)) for d in docs]
+    assert alone[0].blocks[0].type is not alone[1].blocks[0].type  # type: ignore[attr-defined]
+
+
 def test_split_on_a_generated_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = generate_monorepo(tmp_path / "monorepo", 16, 7, 0.2)
     plain = _scan(out, jobs=1)
