@@ -245,6 +245,9 @@ def _here(
         if done == len(here_tf):
             # written by the queue's own thread: this process goes on
             inbox.put((sent, _together(share) if share else None))
+            # The queue's thread keeps the last message it wrote (pickled) until it writes
+            # another: this one, never read, lets the share go once the worker has read it.
+            inbox.put(None)
             sent, share = [], []  # the thread's now: the pickles are let go once written
         if progress is not None:
             progress(done * total // len(mine), total)
@@ -403,6 +406,7 @@ def _work(
             parsed[artifact.path] = (found, False, None, fresh and blob is not None)
     sent, together = _take(inbox)
     share = iter(_load_together(together, len(sent)))
+    del together  # loaded: the pickle is let go
     for index, text, blob in sent:
         artifact = plan.artifacts[index]
         doc = scanning._load(blob) if blob is not None else next(share)
