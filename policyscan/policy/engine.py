@@ -278,6 +278,8 @@ def _in_scope_order(
     for index in indices:
         groups.setdefault(rules[index].scope, []).append(index)
     order = [index for group in groups.values() for index in group]
+    if not order:
+        return order, {}
     last: dict[str, int] = {}
     for position, index in enumerate(order):
         scope = rules[index].scope
@@ -287,7 +289,10 @@ def _in_scope_order(
                 last[shared] = position
     done: dict[int, list[str]] = {}
     for scope, position in last.items():
-        done.setdefault(position, []).append(scope)
+        # Not after the last rule: nothing is built after it, and freeing costs time (0.1 s
+        # for the 100 MB of subjects of 10,000 files).
+        if position < len(order) - 1:
+            done.setdefault(position, []).append(scope)
     return order, done
 
 
@@ -327,21 +332,30 @@ def judge(
             built = time.perf_counter()
             timings["project"] = timings.get("project", 0.0) + built - started
             started = built
+        # What one subject made, tagged and moved on only when there is something: most
+        # judgements make nothing, and there are a million of them at 10,000 files.
+        made_f: list[Finding] = []
+        made_e: list[Evidence] | None = [] if with_evidence else None
         try:
             for n, (s_index, subject) in enumerate(_candidates(rule, project)):
                 if n % parts != part or not _applies(rule, subject):
                     continue
-                made_f: list[Finding] = []
-                made_e: list[Evidence] = []
                 try:
-                    _evaluate_one(rule, subject, project, made_f, made_e if with_evidence else None)
+                    _evaluate_one(rule, subject, project, made_f, made_e)
                 except PartialViewError:
                     raise
                 except Exception as exc:
                     problems.append(((r_index, s_index, 0), _rule_error(rule, subject, exc)))
+                    made_f.clear()
+                    if made_e:
+                        made_e.clear()
                     continue
-                findings.extend(((r_index, s_index, i), f) for i, f in enumerate(made_f))
-                evidence.extend(((r_index, s_index, i), e) for i, e in enumerate(made_e))
+                if made_f:
+                    findings.extend(((r_index, s_index, i), f) for i, f in enumerate(made_f))
+                    made_f.clear()
+                if made_e:
+                    evidence.extend(((r_index, s_index, i), e) for i, e in enumerate(made_e))
+                    made_e.clear()
         except TerraformElsewhere:
             del findings[made[0] :], evidence[made[1] :], problems[made[2] :]
             deferred.append(r_index)
