@@ -5,8 +5,9 @@ that parses the Terraform files and judges the Terraform rules needs none of the
 documents, and sends back only what it found: the documents themselves never cross (moving
 documents between processes cost 0.4-0.5 s each way at 10,000 files, and a fork after parsing
 copies every page either process then touches). This process parses the other files, a share of
-the Terraform ones when the Terraform side is the heavier (sent to the worker as they are
-parsed, pickled), and judges every other rule. A rule of another family that reads Terraform
+the Terraform ones when the Terraform side is the heavier (sent to the worker once all are
+parsed, in one pickle; with the cache, each in its own, which is also its cache entry), and
+judges every other rule. A rule of another family that reads Terraform
 does so through ``Project.terraform_resources``: the worker sends those resources (a few, by
 type) as soon as it has them, and a rule that asked before they came is judged again after
 (``engine.judge`` defers it). The items of both processes are merged in the order one process
