@@ -415,13 +415,14 @@ def _work(
             doc = scanning.parse_text(artifact, text)
         documents[artifact.path] = doc
         texts[artifact.path] = text
+    marked = {path for path, text in texts.items() if suppress.MARKER in text}
     project = Project(
         plan.root,
         plan.artifacts,
         documents,
         kinds=frozenset({Kind.TERRAFORM}),
         focus=plan.focus,
-        retained=suppress.scopes_read(texts.values()),
+        retained=suppress.scopes_read(texts[path] for path in marked),
     )
     # Sent by a thread: the parent reads it only when its rules want it, and a pipe holds 64 KB.
     sender = threading.Thread(
@@ -443,7 +444,6 @@ def _work(
         # message, never into the middle of it: a message larger than the pipe is written
         # in parts, as the parent reads it.
         sender.join()
-    marked = {path for path, text in texts.items() if suppress.MARKER in text}
     stubs: dict[str, list[Subject]] = {}
     if marked:
         stubs = {scope: _stubs(project, scope, marked) for scope in suppress.TERRAFORM_BLOCK_SCOPES}

@@ -10,6 +10,7 @@ from policyscan.policy.loader import Rule, load_policies
 
 if TYPE_CHECKING:
     from policyscan.model import ScanResult
+    from policyscan.project import Project
     from policyscan.scan import ScanOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,17 @@ def scan_tree(root: Path, **changes: Any) -> ScanResult:
 
     rules, options = scan_options(root, **changes)
     return scan(rules, options)
+
+
+def project_of(root: Path) -> Project:
+    """The project view of the tree at ``root``, every file parsed, no rule judged."""
+    from policyscan.discover import discover
+    from policyscan.project import Project
+    from policyscan.scan import parse_artifact
+
+    found = discover([str(root)], str(root))
+    docs = {a.path: parse_artifact(a, 1 << 20)[0] for a in found.artifacts}
+    return Project(found.root, found.artifacts, docs)
 
 
 def assert_same_result(a: ScanResult, b: ScanResult) -> None:

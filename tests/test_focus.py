@@ -13,7 +13,7 @@ import pytest
 from policyscan import scan as scan_module
 from policyscan.policy import engine
 from policyscan.project import Project
-from tests.conftest import FIXTURES, generate_monorepo, write_tree
+from tests.conftest import FIXTURES, generate_monorepo, project_of, write_tree
 from tests.conftest import assert_same_result as _assert_same
 from tests.conftest import scan_tree as _scan
 
@@ -102,12 +102,7 @@ def test_the_parts_of_each_kind(tmp_path: Path) -> None:
             "nginx/snippets/common.conf": "server {\n  listen 80;\n}\n",
         },
     )
-    from policyscan.discover import discover
-    from policyscan.scan import parse_artifact
-
-    found = discover([str(root)], str(root))
-    docs = {a.path: parse_artifact(a, 1 << 20)[0] for a in found.artifacts}
-    project = Project(found.root, found.artifacts, docs)
+    project = project_of(root)
 
     def parts(scope: str) -> dict[str, frozenset[str] | None]:
         return {s.path: project.part_of(s) for s in project.subjects(scope)}
@@ -139,15 +134,10 @@ def test_each_scope_holds_the_kinds_it_is_skipped_by(fixture: str) -> None:
     """A focused run does not build a scope none of whose subjects' parts can hold a file in
     focus (Project.may_focus, from _SCOPE_KINDS): every subject of every scope must be of a
     kind the table gives, and its part must hold only files of the kinds _PART_KINDS gives."""
-    from policyscan.discover import discover
     from policyscan.project import _PART_KINDS, _SCOPE_KINDS, SCOPES
-    from policyscan.scan import parse_artifact
 
-    root = FIXTURES / fixture
-    found = discover([str(root)], str(root))
-    docs = {a.path: parse_artifact(a, 1 << 20)[0] for a in found.artifacts}
-    project = Project(found.root, found.artifacts, docs)
-    kinds = {a.path: a.kind for a in found.artifacts}
+    project = project_of(FIXTURES / fixture)
+    kinds = {a.path: a.kind for a in project.artifacts}
     assert set(_SCOPE_KINDS) == set(SCOPES) - {"project"}
     for scope in _SCOPE_KINDS:
         for subject in project.subjects(scope):

@@ -498,10 +498,14 @@ def test_the_signing_key_is_private_and_outside_the_tree(tmp_path: Path) -> None
     assert not str(key).startswith(str(root))
 
 
-def test_codec_round_trips_documents() -> None:
+def _fixture_documents() -> list[object]:
     root = REPO / "fixtures"
     found = discover([str(root)], str(root))
-    docs = [parse_artifact(a, 1 << 20)[0] for a in found.artifacts]
+    return [parse_artifact(a, 1 << 20)[0] for a in found.artifacts]
+
+
+def test_codec_round_trips_documents() -> None:
+    docs = _fixture_documents()
     assert docs
     assert [cache.loads(cache.dumps(d)) for d in docs] == docs
 
@@ -511,9 +515,7 @@ def test_pickling_a_document_leaves_no_cycle_for_the_collector() -> None:
     document it parses for the cache: garbage in a cycle would stay for the whole scan."""
     import gc
 
-    root = REPO / "fixtures"
-    found = discover([str(root)], str(root))
-    docs = [parse_artifact(a, 1 << 20)[0] for a in found.artifacts]
+    docs = _fixture_documents()
     gc.collect()
     gc.disable()
     try:

@@ -9,15 +9,9 @@ from policyscan.cli import main
 from policyscan.discover import discover
 from policyscan.interpolate import interpolate
 from policyscan.model import Environment
-from policyscan.project import Project
 from policyscan.scan import parse_artifact
+from tests.conftest import project_of as _project
 from tests.conftest import write_tree
-
-
-def _project(root: Path) -> Project:
-    found = discover([str(root)], str(root))
-    docs = {a.path: parse_artifact(a, 1 << 20)[0] for a in found.artifacts}
-    return Project(found.root, found.artifacts, docs)
 
 
 def test_interpolation_forms() -> None:

@@ -10,18 +10,11 @@ from typing import Any
 
 import pytest
 
-from policyscan.discover import discover
 from policyscan.plan import Settings, make_plan
 from policyscan.policy import engine
 from policyscan.project import Project
-from policyscan.scan import parse_artifact
 from tests.conftest import FIXTURES, generate_monorepo, scan_tree, write_tree
-
-
-def _project(root: Path) -> Project:
-    found = discover([str(root)], str(root))
-    docs = {a.path: parse_artifact(a, 1 << 20)[0] for a in found.artifacts}
-    return Project(found.root, found.artifacts, docs)
+from tests.conftest import project_of as _project
 
 
 @pytest.fixture(scope="module")
