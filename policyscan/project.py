@@ -431,6 +431,18 @@ def _place(item: tuple[int, TerraformModule, Block]) -> int:
     return item[0]
 
 
+def local_calls(directory: str, block: Block) -> Iterator[str]:
+    """The directory that a ``module`` block of the module in ``directory`` calls with a
+    relative ``source``, when it is not the caller's own."""
+    source = block.body.get("source")
+    text = source.as_str() if source is not None and source.known else None
+    if text and text.startswith(("./", "../")):
+        target = posixpath.normpath(posixpath.join(directory, text))
+        target = "" if target == "." else target
+        if target != directory:
+            yield target
+
+
 class TerraformElsewhere(BaseException):
     """A rule asked for Terraform resources before the process that holds them sent them
     (split.py): the rule is judged again once they are here. A BaseException, so that the
@@ -466,6 +478,14 @@ class Project:
     retained: frozenset[str] = frozenset()
     # Each main nginx file's configuration, includes spliced (set with nginx_contexts).
     _nginx_mains: dict[str, list[Directive]] = field(default_factory=dict)
+    # When this project holds only some of the tree's Terraform modules (terraform_parts.py):
+    # the modules that others of the whole tree call, worked out from all of them; and, for a
+    # part, that a project-wide Terraform question is answered only from what seed() gave.
+    modules_called: frozenset[str] | None = None
+    terraform_part: bool = False
+    # Told of each scope's subjects when they are built (terraform_parts.py: where they stand
+    # in the whole tree's order).
+    observe: Callable[[str, list[Subject]], None] | None = None
 
     def _holds(self, kind: Kind) -> None:
         if self.kinds is not None and kind not in self.kinds:
@@ -564,6 +584,33 @@ class Project:
         found: _T = self._memo[key]
         return found
 
+    def let_go(self, kind: Kind) -> None:
+        """Forget the documents of ``kind`` and what was worked out from them, once no rule
+        left to judge reads them (READ_BY names who does). A rule that still asks raises
+        PartialViewError (_holds), and the caller scans the ordinary way. Not done when an
+        ignore comment will read the kind's blocks after the rules (``retained``)."""
+        if any(_SCOPE_KINDS.get(scope) == frozenset({kind}) for scope in self.retained):
+            return
+        self.kinds = (self.kinds if self.kinds is not None else frozenset(Kind)) - {kind}
+        for artifact in self.artifacts:
+            if artifact.kind is kind:
+                self.documents.pop(artifact.path, None)
+        for scope, kinds in _SCOPE_KINDS.items():
+            if kinds == frozenset({kind}):
+                self._cache.pop(scope, None)
+                self._scope_memo.pop(scope, None)
+        if kind is Kind.NGINX:
+            self.__dict__.pop("nginx_contexts", None)
+            self.__dict__.pop("_nginx_parts", None)
+            self._nginx_mains.clear()
+        # Memos about the kind are named after it ("nginx_index", ("memo_for", "nginx_...")):
+        # a memo_for table is keyed by identities that freed objects give up.
+        self._memo = {k: v for k, v in self._memo.items() if not _names(k, kind.value)}
+
+    def seed(self, answers: dict[Hashable, Any]) -> None:
+        """Memo answers worked out elsewhere (for a part: from the whole tree)."""
+        self._memo.update(answers)
+
     def memo_for(self, name: Hashable, obj: object, build: Callable[[], _T]) -> _T:
         """``build()`` for one object (a service, a block, a document), computed once per
         project: for what several rules ask of each of them. By the object's identity, which
@@ -589,7 +636,9 @@ class Project:
             builder = _SCOPES.get(scope)
             if builder is None:
                 raise KeyError(scope)
-            self._cache[scope] = list(builder(self))
+            built = self._cache[scope] = list(builder(self))
+            if self.observe is not None:
+                self.observe(scope, built)
         return self._cache[scope]
 
     def release(self, scope: str) -> None:
@@ -697,14 +746,15 @@ class Project:
                 modules[posixpath.dirname(doc.artifact.path)].variables.update(doc.attributes)
         # A module that another module of the scan calls (`source = "../../"`) gets its inputs
         # from the caller: its defaults are only fallbacks, so `var.x` there stays unknown.
-        for module, block in calls:
-            source = block.body.get("source")
-            text = source.as_str() if source is not None and source.known else None
-            if text and text.startswith(("./", "../")):
-                target = posixpath.normpath(posixpath.join(module.directory, text))
-                called = modules.get("" if target == "." else target)
-                if called is not None and called is not module:
-                    called.variables.clear()
+        targets = self.modules_called
+        if targets is None:
+            targets = frozenset(
+                t for module, block in calls for t in local_calls(module.directory, block)
+            )
+        for target in targets:
+            called = modules.get(target)
+            if called is not None:
+                called.variables.clear()
         return modules
 
     @cached_property
@@ -1316,6 +1366,22 @@ _SCOPES: dict[str, _Builder] = {
 }
 
 SCOPES = tuple(sorted(_SCOPES))
+
+# The scopes whose rules read each kind's documents, where that is not every scope: once they
+# are judged, the documents can go (Project.let_go).
+READ_BY: dict[Kind, frozenset[str]] = {
+    # nginx rules, and the project's own (PSX002 reads nginx servers)
+    Kind.NGINX: frozenset({"nginx.server", "nginx.location", "project"}),
+}
+
+
+def _names(key: Hashable, prefix: str) -> bool:
+    if isinstance(key, str):
+        return key.startswith(prefix)
+    if isinstance(key, tuple):
+        return any(isinstance(part, str) and part.startswith(prefix) for part in key[:2])
+    return False
+
 
 # The kinds of the subjects of each scope (the project's own subject aside), and the kinds of
 # the files in a subject's part by its kind (Project.part_of): a scope none of whose parts can

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from policyscan.discover import DiscoveryOptions, discover
 from policyscan.errors import UsageError
-from policyscan.model import Artifact, Evidence, Finding, Problem, ScanResult, Span
+from policyscan.model import Artifact, Evidence, Finding, Kind, Problem, ScanResult, Span
 from policyscan.policy.loader import Rule
 
 if TYPE_CHECKING:
@@ -256,11 +256,15 @@ def _scan(rules: Sequence[Rule], options: ScanOptions, root: str) -> ScanResult:
     if by_kind is not None:
         project, evaluated, _ = by_kind
     elif store is None:
-        documents, parse_problems = _parse_all(found.artifacts, options, texts, clock)
-        project, evaluated = _evaluate(
-            rules, found.root, found.artifacts, documents, texts, clock, options
-        )
-        evaluated.parse_problems = parse_problems
+        in_parts = _in_parts(rules, options, found.root, found.artifacts, texts, clock)
+        if in_parts is not None:
+            project, evaluated = in_parts
+        else:
+            documents, parse_problems = _parse_all(found.artifacts, options, texts, clock)
+            project, evaluated = _evaluate(
+                rules, found.root, found.artifacts, documents, texts, clock, options
+            )
+            evaluated.parse_problems = parse_problems
     else:
         project, evaluated = _scan_cached(
             rules, options, found.root, found.artifacts, texts, store, clock
@@ -329,6 +333,130 @@ def _split(
         done.parse_problems, done.findings, done.evidence, done.rule_problems, done.view_problems
     )
     return done.project, evaluated, done.pickles
+
+
+def _in_parts(
+    rules: Sequence[Rule],
+    options: ScanOptions,
+    root: str,
+    artifacts: list[Artifact],
+    texts: dict[str, str],
+    clock: _Clock,
+) -> tuple[Any, _Evaluated] | None:
+    """In one process: the Terraform rules judged a few modules at a time, each part's
+    documents let go before the next is parsed (terraform_parts.py), then the other rules on
+    the other documents, given the Terraform resources they read. None where the tree has no
+    Terraform, is shared among processes, or a part could not be judged alone (the caller
+    then scans the ordinary way)."""
+    if _jobs_for(options.jobs, len(artifacts)) != 1:
+        return None
+    if not any(a.kind is Kind.TERRAFORM for a in artifacts):
+        return None
+    from policyscan import suppress
+    from policyscan.policy import engine
+    from policyscan.project import READ_BY, PartialViewError, Project
+    from policyscan.source import Unreadable, decode, read_bytes
+    from policyscan.terraform_parts import Stand, judge_in_parts
+
+    max_bytes = options.discovery.max_bytes
+    problems: dict[str, list[Problem]] = {}
+    terraform: dict[str, str] = {}
+    for artifact in artifacts:
+        if artifact.kind is Kind.TERRAFORM:
+            # Only read: parsed with its part.
+            try:
+                terraform[artifact.path] = decode(artifact, read_bytes(artifact, max_bytes))
+            except Unreadable as exc:
+                problems[artifact.path] = [exc.problem]
+    # The parts let go of their texts; those with an ignore comment are kept for it.
+    marked = {path for path, text in terraform.items() if suppress.MARKER in text}
+    kept = {path: terraform[path] for path in marked}
+    per_kind = clock.timings is not None
+    timings: dict[str, float] | None = {} if per_kind else None
+
+    def parse(artifact: Artifact, text: str) -> object | None:
+        doc = parse_text(artifact, text)
+        problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
+        return None if isinstance(doc, _Failed) else doc
+
+    theirs = [i for i, rule in enumerate(rules) if rule.scope.startswith("terraform.")]
+    rest = [i for i, rule in enumerate(rules) if not rule.scope.startswith("terraform.")]
+    try:
+        # Terraform first: its parts come and go before the other documents are parsed.
+        started = time.perf_counter()
+        judged = judge_in_parts(
+            rules,
+            theirs,
+            artifacts,
+            root,
+            terraform,
+            parse,
+            options.evidence,
+            options.only,
+            marked,
+            suppress.scopes_read(kept.values()),
+            timings,
+        )
+        in_parts = time.perf_counter() - started
+    except PartialViewError:
+        return None
+    documents: dict[str, object] = {}
+    # nginx last: its documents go first (below), and what is freed together comes back.
+    nginx_last = sorted(artifacts, key=lambda a: a.kind is Kind.NGINX)
+    for done, artifact in enumerate(nginx_last, 1):
+        if artifact.kind is not Kind.TERRAFORM:
+            started = time.perf_counter() if per_kind else 0.0
+            doc, text = parse_artifact(artifact, max_bytes)
+            if per_kind:
+                _add_kind_time(clock, artifact, time.perf_counter() - started)
+            problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
+            if not isinstance(doc, _Failed):
+                documents[artifact.path] = doc
+                texts[artifact.path] = text
+        if options.progress is not None:
+            options.progress(done, len(artifacts))
+    clock.lap("parse")
+    project = Project(
+        root,
+        artifacts,
+        documents,
+        kinds=frozenset(k for k in Kind if k is not Kind.TERRAFORM),
+        focus=options.only,
+        retained=suppress.scopes_read([*texts.values(), *kept.values()]),
+        remote_terraform=judged.cross_family,
+    )
+    # The rules that read nginx first: its documents can then go before the largest scopes
+    # (variables, compose services, env files) are built.
+    reading = READ_BY[Kind.NGINX]
+    first = [i for i in rest if rules[i].scope in reading]
+    then = [i for i in rest if rules[i].scope not in reading]
+    try:
+        tagged, deferred = engine.judge(rules, project, first, options.evidence, timings=timings)
+        project.let_go(Kind.NGINX)
+        later, deferred_later = engine.judge(
+            rules, project, then, options.evidence, timings=timings
+        )
+    except PartialViewError:
+        return None
+    if deferred or deferred_later:  # cannot be: the Terraform resources are all here
+        return None
+    texts.update(kept)
+    findings, evidence, rule_problems = engine.merge([judged.tagged, tagged, later])
+    clock.lap("rules")
+    if clock.timings is not None and timings is not None:
+        # The "parse" lap holds the Terraform parts whole: what was not parsing there (the
+        # view and the rules) moves to "rules", and the view from there to "project".
+        parsing = timings.pop("parse.terraform", 0.0)
+        view = timings.pop("project", 0.0)
+        clock.timings["parse.terraform"] = clock.timings.get("parse.terraform", 0.0) + parsing
+        clock.timings["parse"] -= in_parts - parsing
+        clock.timings["rules"] += in_parts - parsing - view
+        clock.timings["project"] = clock.timings.get("project", 0.0) + view
+        clock.timings.update(timings)
+    parse_problems = [p for a in artifacts for p in problems.get(a.path, ())]
+    view_problems = [*project.problems, *judged.view_problems]
+    stand = Stand(project, judged.stubs)
+    return stand, _Evaluated(parse_problems, findings, evidence, rule_problems, view_problems)
 
 
 def _evaluate(

@@ -7,9 +7,12 @@ documents between processes cost 0.4-0.5 s each way at 10,000 files, and a fork 
 copies every page either process then touches). This process parses the other files, a share of
 the Terraform ones when the Terraform side is the heavier (sent to the worker once all are
 parsed, in one pickle; with the cache, each in its own, which is also its cache entry), and
-judges every other rule. A rule of another family that reads Terraform
-does so through ``Project.terraform_resources``: the worker sends those resources (a few, by
-type) as soon as it has them, and a rule that asked before they came is judged again after
+judges every other rule. The worker judges a few modules at a time (terraform_parts.py), so
+that it holds the documents of one part (and of this process's share once it takes it), not of
+all of them: the Terraform texts of this process's share are read before the fork for that, as
+the parts are planned from every text. A rule of another family that reads Terraform does so
+through ``Project.terraform_resources``: the worker sends those resources (a few, by type) once
+its last part is judged, and a rule that asked before they came is judged again after
 (``engine.judge`` defers it). The items of both processes are merged in the order one process
 makes them, so the output is the same as a scan in one process.
 
@@ -26,9 +29,8 @@ from __future__ import annotations
 import gc
 import os
 import signal
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from policyscan import scan as scanning
@@ -36,10 +38,10 @@ from policyscan import suppress
 from policyscan.cache import dumps, loads
 from policyscan.model import Artifact, Evidence, Finding, Kind, Problem
 from policyscan.policy import engine
-from policyscan.project import PartialViewError, Project, facts
+from policyscan.project import PartialViewError, Project
+from policyscan.terraform_parts import Stand, judge_in_parts
 
 if TYPE_CHECKING:
-    from array import array
     from multiprocessing.connection import Connection
     from multiprocessing.queues import Queue
 
@@ -51,9 +53,12 @@ if TYPE_CHECKING:
 # back), pickling and loading its documents, and everything a megabyte of the other kinds
 # costs (parse, view and rules). _OTHER was 0.68 until the rules of the other kinds became
 # cheaper (conditions.selector's `matches` clauses); 0.58 was the fastest of 0.50-0.68 timed
-# on that tree, alternated (4.55-4.64 s against 4.91-4.95 s for 0.68).
+# on that tree, alternated (4.55-4.64 s against 4.91-4.95 s for 0.68). _TF_RULES was 0.07 until
+# the worker judged in parts (terraform_parts.py: each part's fixed work, freeing its documents):
+# 0.085 ran 4.28-4.37 s, against 4.43-4.47 s for 0.07 (this process waited 0.16-0.21 s for the
+# worker's resources) and 4.38-4.42 s for 0.10.
 _TF_PARSE = 0.21
-_TF_RULES = 0.07
+_TF_RULES = 0.085
 _TF_PICKLE = 0.05
 _TF_LOAD = 0.042
 _OTHER = 0.58
@@ -81,6 +86,9 @@ class _Plan:
     with_evidence: bool
     sources: Sources | None  # None: without the cache, each file is read where it is parsed
     focus: frozenset[str] | None  # Project.focus: the files reported on; None: all
+    # Without the cache: this process's Terraform files, read before the fork, so that the
+    # worker knows every Terraform text from the start (terraform_parts reads them all first).
+    read: dict[int, str | Problem]
 
 
 # One file's document (or a _Failed), its text, and its pickle when one is wanted (to send it
@@ -101,7 +109,13 @@ def _obtain(plan: _Plan, index: int, pickle: bool) -> _Obtained:
     artifact = plan.artifacts[index]
     sources = plan.sources
     if sources is None:
-        doc, text = scanning.parse_artifact(artifact, plan.max_bytes)
+        read = plan.read.get(index)
+        if read is None:
+            doc, text = scanning.parse_artifact(artifact, plan.max_bytes)
+        elif isinstance(read, Problem):
+            doc, text = scanning._Failed(artifact, [read]), ""
+        else:
+            doc, text = scanning.parse_text(artifact, read), read
         failed = isinstance(doc, scanning._Failed)
         return doc, text, scanning._dumps(doc) if pickle and not failed else None
     problem = sources.failed.get(artifact.path)
@@ -118,33 +132,16 @@ def _obtain(plan: _Plan, index: int, pickle: bool) -> _Obtained:
     return doc, text, None if isinstance(doc, scanning._Failed) else scanning._dumps(doc)
 
 
-# In the worker: what it must not free (see _work).
-_KEPT: list[object] = []
-
 # What the worker does, set just before it is forked, inherited, never pickled: the plan, the
 # Terraform files it parses, and its two channels.
 _WORK: tuple[_Plan, list[int], Queue[Any], Connection] | None = None
-
-
-class _Stand:
-    """The project a split scan leaves for what follows it (inline ignores): this process's
-    view, and the worker's Terraform subjects, without their facts, where a file has an ignore."""
-
-    def __init__(self, project: Project, terraform: dict[str, list[Subject]]) -> None:
-        self.project = project
-        self.terraform = terraform
-
-    def subjects(self, scope: str) -> list[Subject]:
-        if scope.startswith("terraform."):
-            return self.terraform.get(scope, [])
-        return self.project.subjects(scope)
 
 
 @dataclass
 class Split:
     """What a split scan made: as from one process, and in the same order."""
 
-    project: _Stand
+    project: Stand
     findings: list[Finding]
     evidence: list[Evidence]
     rule_problems: list[Problem]
@@ -176,7 +173,10 @@ def scan_by_kind(
         return None
     here = _share_here(artifacts, terraform, sources)
     terraform_rules = [i for i, r in enumerate(rules) if r.scope.startswith("terraform.")]
-    plan = _Plan(rules, terraform_rules, artifacts, root, max_bytes, with_evidence, sources, focus)
+    read = {} if sources is not None else {i: _read(artifacts[i], max_bytes) for i in here}
+    plan = _Plan(
+        rules, terraform_rules, artifacts, root, max_bytes, with_evidence, sources, focus, read
+    )
     context = multiprocessing.get_context("fork")
     inbox: Queue[Any] = context.Queue()
     receive, send = context.Pipe(duplex=False)
@@ -296,7 +296,7 @@ def _here(
                 return None  # the worker died on the way: scanned the ordinary way
     findings, evidence, rule_problems = engine.merge([mine_tagged, late, tagged])
     return Split(
-        _Stand(project, stubs),
+        Stand(project, stubs),
         findings,
         evidence,
         rule_problems,
@@ -379,78 +379,107 @@ def _worker() -> None:
         send.send_bytes(pickles.pop())
 
 
+def _read(artifact: Artifact, max_bytes: int) -> str | Problem:
+    from policyscan.source import Unreadable, decode, read_bytes
+
+    try:
+        return decode(artifact, read_bytes(artifact, max_bytes))
+    except Unreadable as exc:
+        return exc.problem
+
+
 def _work(
     plan: _Plan, mine: list[int], inbox: Queue[Any], send: Connection
 ) -> tuple[tuple[Any, list[Problem], dict[str, _Parsed], dict[str, list[Subject]]], list[bytes]]:
-    """What the worker found, and the pickles that follow it (see _Parsed)."""
-    documents: dict[str, object] = {}
-    texts: dict[str, str] = {}
+    """What the worker found, and the pickles that follow it (see _Parsed). The Terraform rules
+    are judged a few modules at a time (terraform_parts.py), each part's documents let go
+    before the next is parsed; this process's share is taken when a part first needs it."""
     parsed: dict[str, _Parsed] = {}
     pickles: list[bytes] = []
-    for index in mine:
+    texts: dict[str, str] = {}
+    mine_set = set(mine)
+    terraform = [i for i, a in enumerate(plan.artifacts) if a.kind is Kind.TERRAFORM]
+    for index in terraform:
         artifact = plan.artifacts[index]
-        doc, text, blob = _obtain(plan, index, pickle=False)
+        if plan.sources is not None:
+            failure = plan.sources.failed.get(artifact.path)
+            text: str | Problem = failure or plan.sources.texts[artifact.path]
+        elif index in mine_set:
+            text = _read(artifact, plan.max_bytes)
+        else:
+            text = plan.read[index]
+        if isinstance(text, Problem):
+            if index in mine_set:
+                parsed[artifact.path] = ([text], True, None, False)
+            continue
+        texts[artifact.path] = text
+    marked = {path for path, text in texts.items() if suppress.MARKER in text}
+    kept = {path: texts[path] for path in marked}
+    shared: dict[str, object | None] = {}
+    taken: list[bool] = []
+    place = {a.path: i for i, a in enumerate(plan.artifacts)}
+
+    def parse(artifact: Artifact, text: str) -> object | None:
+        index = place[artifact.path]
+        if index not in mine_set:
+            if not taken:
+                shared.update(_shared(plan, inbox))
+                taken.append(True)
+            if artifact.path not in shared:
+                return None  # it failed there (the parent has its problems)
+            doc = shared.pop(artifact.path)
+            return doc if doc is not None else _parsed_here(artifact, text)
+        doc, _, blob = _obtain(plan, index, pickle=False)
         found = list(doc.problems)  # type: ignore[attr-defined]
         if isinstance(doc, scanning._Failed):
             parsed[artifact.path] = (found, True, None, False)
-            continue
-        documents[artifact.path] = doc
-        texts[artifact.path] = text
+            return None
         if plan.sources is None:
             # The parent needs a text only for its ignore comments: snippets are made here.
-            kept = text if suppress.MARKER in text else None
-            parsed[artifact.path] = (found, False, kept, False)
+            parsed[artifact.path] = (found, False, kept.get(artifact.path), False)
         else:
             fresh = blob is not plan.sources.cached.get(artifact.path)
             if fresh and blob is not None:
                 pickles.append(blob)
             parsed[artifact.path] = (found, False, None, fresh and blob is not None)
+        return doc
+
+    # A Terraform rule that reads other kinds (PartialViewError) fails the worker: the parent
+    # then scans the ordinary way.
+    judged = judge_in_parts(
+        plan.rules,
+        plan.terraform_rules,
+        plan.artifacts,
+        plan.root,
+        texts,
+        parse,
+        plan.with_evidence,
+        plan.focus,
+        marked,
+        suppress.scopes_read(kept.values()),
+    )
+    if not taken:
+        _shared(plan, inbox)  # taken, or the parent's queue thread waits at exit to send it
+    send.send_bytes(dumps(("ok", judged.cross_family)))
+    found = (judged.tagged, judged.view_problems, parsed, judged.stubs)
+    return found, pickles
+
+
+def _shared(plan: _Plan, inbox: Queue[Any]) -> dict[str, object | None]:
+    """The parent's Terraform documents, by path (None: to be parsed here)."""
     sent, together = _take(inbox)
     share = iter(_load_together(together, len(sent)))
     del together  # loaded: the pickle is let go
-    for index, text, blob in sent:
-        artifact = plan.artifacts[index]
-        doc = scanning._load(blob) if blob is not None else next(share)
-        if doc is None:  # not picklable there: parsed again here
-            doc = scanning.parse_text(artifact, text)
-        documents[artifact.path] = doc
-        texts[artifact.path] = text
-    marked = {path for path, text in texts.items() if suppress.MARKER in text}
-    project = Project(
-        plan.root,
-        plan.artifacts,
-        documents,
-        kinds=frozenset({Kind.TERRAFORM}),
-        focus=plan.focus,
-        retained=suppress.scopes_read(texts[path] for path in marked),
-    )
-    # Sent by a thread: the parent reads it only when its rules want it, and a pipe holds 64 KB.
-    sender = threading.Thread(
-        target=send.send_bytes, args=(dumps(("ok", project.cross_family_terraform())),)
-    )
-    sender.start()
-    try:
-        # A Terraform rule that reads other kinds (PartialViewError) fails the worker: the
-        # parent then scans the ordinary way.
-        (findings, evidence, problems), deferred = engine.judge(
-            plan.rules, project, plan.terraform_rules, plan.with_evidence
-        )
-        assert not deferred  # this process holds the Terraform documents
-        # Each finding's snippet, here where the texts are, while the parent judges its rules.
-        line_starts: dict[str, array[int]] = {}
-        findings = [(tag, scanning._with_snippet(f, texts, line_starts)) for tag, f in findings]
-    finally:
-        # Whatever is sent next (the findings, or the news of a failure) goes after this
-        # message, never into the middle of it: a message larger than the pipe is written
-        # in parts, as the parent reads it.
-        sender.join()
-    stubs: dict[str, list[Subject]] = {}
-    if marked:
-        stubs = {scope: _stubs(project, scope, marked) for scope in suppress.TERRAFORM_BLOCK_SCOPES}
-    # Kept until the worker's os._exit: freed here, one object at a time, the documents and the
-    # view took 0.12 s at 10,000 files before the parent could have its findings.
-    _KEPT.append(project)
-    return ((findings, evidence, problems), list(project.problems), parsed, stubs), pickles
+    out: dict[str, object | None] = {}
+    for index, _, blob in sent:
+        out[plan.artifacts[index].path] = scanning._load(blob) if blob is not None else next(share)
+    return out
+
+
+def _parsed_here(artifact: Artifact, text: str) -> object | None:
+    """A document of the parent's that could not be sent: parsed again here."""
+    doc = scanning.parse_text(artifact, text)
+    return None if isinstance(doc, scanning._Failed) else doc
 
 
 def _together(docs: list[object]) -> bytes | None:
@@ -479,13 +508,3 @@ def _take(inbox: Queue[Any]) -> Any:
         except queue.Empty:
             if os.getppid() != parent:
                 os._exit(1)
-
-
-def _stubs(project: Project, scope: str, paths: set[str]) -> list[Subject]:
-    """A scope's subjects in ``paths`` as inline ignores read them: where they are and what
-    they are called (an ignore comment only reaches the blocks of its own file)."""
-    return [
-        replace(s, facts=facts(s.path, s.span), node=None)
-        for s in project.subjects(scope)
-        if s.path in paths
-    ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -103,20 +103,43 @@ def _number(value: Value | None) -> float | None:
         return None
 
 
+_COMPOSITE = "aws_cloudwatch_composite_alarm"
+_ACCOUNT_BLOCK = "aws_s3_account_public_access_block"
+
+
 def _all_blocks(project: Project) -> list[tuple[TerraformModule, Block]]:
+    _whole_tree(project, "every block")
     return project.terraform_index.blocks
+
+
+def _whole_tree(project: Project, question: str) -> None:
+    """A project-wide question must not be answered from a part of the tree as if it were all
+    of it: a part is given these answers (WIDE_QUESTIONS), and one not given is the split's
+    failure (the scan is then done the ordinary way), never a wrong answer."""
+    if project.terraform_part:
+        from policyscan.project import PartialViewError
+
+        raise PartialViewError(f"project-wide Terraform question not given to a part: {question}")
 
 
 def _project_resources(
     project: Project, types: Iterable[str]
 ) -> list[tuple[TerraformModule, Block]]:
     wanted = frozenset(types)
+
+    def build() -> list[tuple[TerraformModule, Block]]:
+        _whole_tree(project, f"resources of {sorted(wanted)}")
+        return list(project.terraform_index.resources_of(wanted))
+
     # Asked once per subject by several rules: answered once per project and set of types.
     found: list[tuple[TerraformModule, Block]] = project.memo(
-        ("terraform_resources_of", wanted),
-        lambda: list(project.terraform_index.resources_of(wanted)),
+        ("terraform_resources_of", wanted), build
     )
     return found
+
+
+def _has_resource(module: TerraformModule, types: Collection[str]) -> bool:
+    return any(b.type == "resource" and b.labels and b.labels[0] in types for b in module.blocks)
 
 
 @dataclass(slots=True)
@@ -696,9 +719,7 @@ def s3_public_access_block(
         return UNKNOWN
     module, block = node
     verdicts = _Verdicts()
-    for other_module, account in _project_resources(
-        project, ("aws_s3_account_public_access_block",)
-    ):
+    for other_module, account in _project_resources(project, (_ACCOUNT_BLOCK,)):
         verdicts.add(_split_verdict(other_module, account, _pab_verdict))
     links = attached(project, module, block, ("aws_s3_bucket_public_access_block",), "bucket")
     for other in links.found:
@@ -1367,25 +1388,37 @@ def rds_cross_region_backup(
     return outcome
 
 
+_REPLICATED = (*_BACKUP_REPLICATION, "aws_rds_global_cluster")
+
+
 def _cross_region_backup(project: Project) -> Outcome:
-    for module, block in _project_resources(
-        project, (*_BACKUP_REPLICATION, "aws_rds_global_cluster")
-    ):
+    for module, block in _project_resources(project, _REPLICATED):
         if instantiated(module, block) is not False:
             return Outcome(
                 True, None, "", {"evidence": block.address}, (_related(block, block.address),)
             )
     for _, block in _project_resources(project, ("aws_backup_plan",)):
-        for rule in _elements(block.body.get("rule")):
-            if rule.get("copy_action") is not None:
-                return Outcome(
-                    True,
-                    None,
-                    "",
-                    {"evidence": f"{block.address} copy_action"},
-                    (_related(block, "copy_action"),),
-                )
+        if _copies(block):
+            return Outcome(
+                True,
+                None,
+                "",
+                {"evidence": f"{block.address} copy_action"},
+                (_related(block, "copy_action"),),
+            )
     return Outcome(False)
+
+
+def _copies(plan: Block) -> bool:
+    return any(rule.get("copy_action") is not None for rule in _elements(plan.body.get("rule")))
+
+
+def _replicates(module: TerraformModule) -> bool:
+    return any(
+        instantiated(module, b) is not False
+        for b in module.blocks
+        if b.type == "resource" and b.labels and b.labels[0] in _REPLICATED
+    )
 
 
 # ------------------------------------------------------------------------------- secrets
@@ -1747,7 +1780,7 @@ def alarm_feeds_composite(
 ) -> Outcome:
     """A metric alarm without actions may still notify through a composite alarm: None when the
     project has composite alarms, False otherwise."""
-    if _project_resources(project, ("aws_cloudwatch_composite_alarm",)):
+    if _project_resources(project, (_COMPOSITE,)):
         return UNKNOWN
     return Outcome(False)
 
@@ -1774,9 +1807,8 @@ def tf_first_in_module(
 
 
 _ALARM_TYPES = ("aws_cloudwatch_metric_alarm", "aws_cloudwatch_composite_alarm")
-_MONITORING_SOURCE = re.compile(
-    r"alarm|monitor|cloudwatch|datadog|newrelic|grafana|observab", re.IGNORECASE
-)
+_MONITORING_WORDS = ("alarm", "monitor", "cloudwatch", "datadog", "newrelic", "grafana", "observab")
+_MONITORING_SOURCE = re.compile("|".join(_MONITORING_WORDS), re.IGNORECASE)
 
 
 def alarms_in_project(
@@ -1794,17 +1826,82 @@ def _alarms(project: Project) -> Outcome:
         block = alarms[0][1]
         return Outcome(True, None, "", {"evidence": block.address}, (_related(block, "alarm"),))
     for _, block in _all_blocks(project):
-        if block.type == "module":
-            source = _known_str(block.body.get("source")) or ""
-            if _MONITORING_SOURCE.search(source) or _MONITORING_SOURCE.search(
-                block.labels[0] if block.labels else ""
-            ):
-                return UNKNOWN
-        if block.type == "resource" and _rtype(block).startswith(
-            ("datadog_", "newrelic_", "grafana_")
-        ):
-            return Outcome(True, None, "", {"evidence": block.address})
+        sign = _monitoring(block)
+        if sign is not None:
+            return sign
     return Outcome(False)
+
+
+def _monitoring(block: Block) -> Outcome | None:
+    """What a block says of monitoring where the project has no alarm: a monitoring-looking
+    module call leaves it undecided, a monitoring vendor's resource meets it; None: nothing."""
+    if block.type == "module":
+        source = _known_str(block.body.get("source")) or ""
+        if _MONITORING_SOURCE.search(source) or _MONITORING_SOURCE.search(
+            block.labels[0] if block.labels else ""
+        ):
+            return UNKNOWN
+    if block.type == "resource" and _rtype(block).startswith(("datadog_", "newrelic_", "grafana_")):
+        return Outcome(True, None, "", {"evidence": block.address})
+    return None
+
+
+# --- what a part of the tree is told of the whole (terraform_parts.py)
+
+
+@dataclass(frozen=True)
+class WideStage:
+    """One step of a project-wide question: only a module with a file whose text holds one of
+    ``markers`` (or an escape, which can hide any) can change its answer. With ``settles``,
+    the answer is the first found in module order: the first module where it holds decides,
+    and later ones are not needed. A question's next stage is asked only when no module
+    settled this one."""
+
+    markers: tuple[str, ...]
+    settles: Callable[[TerraformModule], bool] | None
+    ignore_case: bool = False
+
+
+# Every question a Terraform rule asks of the whole tree rather than of its own module, in
+# stages; wide_answers gives their answers. A part of the tree is judged with the answers
+# worked out from the modules these name (terraform_parts.py).
+WIDE_QUESTIONS: tuple[tuple[WideStage, ...], ...] = (
+    (  # alarms_in_project
+        WideStage(_ALARM_TYPES, lambda m: _has_resource(m, _ALARM_TYPES)),
+        WideStage(
+            _MONITORING_WORDS,
+            lambda m: any(_monitoring(b) is not None for b in m.blocks),
+            ignore_case=True,
+        ),
+    ),
+    (  # rds_cross_region_backup
+        WideStage(_REPLICATED, _replicates),
+        WideStage(
+            ("aws_backup_plan",),
+            lambda m: any(
+                _copies(b)
+                for b in m.blocks
+                if b.type == "resource" and b.labels[:1] == ("aws_backup_plan",)
+            ),
+        ),
+    ),
+    (WideStage((_COMPOSITE,), lambda m: _has_resource(m, (_COMPOSITE,))),),  # alarm_feeds_...
+    (WideStage((_ACCOUNT_BLOCK,), None),),  # s3_public_access_block
+)
+
+
+def wide_answers(project: Project) -> dict[Hashable, Any]:
+    """The answers to WIDE_QUESTIONS, as the memo keys the predicates ask them under."""
+    return {
+        "alarms_in_project": _alarms(project),
+        "rds_cross_region_backup": _cross_region_backup(project),
+        ("terraform_resources_of", frozenset({_COMPOSITE})): _project_resources(
+            project, (_COMPOSITE,)
+        ),
+        ("terraform_resources_of", frozenset({_ACCOUNT_BLOCK})): _project_resources(
+            project, (_ACCOUNT_BLOCK,)
+        ),
+    }
 
 
 _ADDRESS_RECORDS = frozenset({"A", "AAAA", "CNAME"})

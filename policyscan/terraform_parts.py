@@ -1,0 +1,387 @@
+"""The Terraform rules judged a part of the tree at a time, so that the documents of one part are
+let go before the next is parsed.
+
+Terraform is most of what a scan holds (102 of the 163 MB of documents of a 10,000-file tree),
+and its rules read their own module, with two exceptions that both have a small answer: which
+modules another module calls with a relative ``source`` (their variables are then unknown),
+and the few questions a rule asks of the whole tree (``WIDE_QUESTIONS`` in the Terraform
+predicates: is there an alarm anywhere, a cross-region backup, a composite alarm, an
+account-level public access block). Only a module with a file that names what a question is
+about can change its answer, so a look at each file's text (a substring, no parsing) finds the
+modules that must be read first. Those are parsed and judged together first, and the answers
+worked out from them are given to every later part (``Project.seed``); the other modules
+follow in parts of about ``PART_BYTES`` of source, each parsed, judged and dropped. A part
+asked a question it was not given raises PartialViewError: the caller then scans the ordinary
+way, so a new project-wide question can cost memory, never a wrong answer.
+
+The items come back tagged as one project of all the modules would tag them (engine.merge):
+each subject's place in its scope is worked out once every part has told how many subjects
+each of its files made.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from policyscan.model import Artifact, Finding, Kind, Problem
+from policyscan.policy import engine
+from policyscan.policy.predicates import terraform as tf_predicates
+from policyscan.project import PartialViewError, Project, TerraformModule, facts, local_calls
+
+if TYPE_CHECKING:
+    from array import array
+
+    from policyscan.policy.loader import Rule
+    from policyscan.project import Subject
+
+# Source bytes of the modules judged together. Smaller parts hold less at once but each costs
+# a project's fixed work (indexes, the rules' loop): measured on the 10,322-file tree, see
+# docs/performance.md.
+PART_BYTES = 1_000_000
+
+# The Terraform scopes whose subjects come in the order of files (one per assignment of a tfvars
+# file, Project._tfvars); the others come in module order (Project.terraform_index).
+_BY_FILE = frozenset({"terraform.tfvars"})
+
+_TERRAFORM = frozenset({Kind.TERRAFORM})
+
+# The document of a file, or None when it failed (the caller keeps its problems).
+Parse = Callable[[Artifact, str], object | None]
+
+
+@dataclass
+class Judged:
+    """What the Terraform rules made, as from one project of every module."""
+
+    tagged: engine._Tagged
+    view_problems: list[Problem]
+    cross_family: dict[str, TerraformModule]  # Project.cross_family_terraform of every part
+    stubs: dict[str, list[Subject]]  # subjects of block scopes in ``marked`` files (split._stubs)
+
+
+def may_call_modules(text: str) -> bool:
+    """Whether the file can hold a ``module`` block with a relative source: the text has one
+    (or hides it behind an escape)."""
+    return _escapes(text) or ("./" in text and "source" in text)
+
+
+def _escapes(text: str) -> bool:
+    """Whether the text escapes characters (``\\u0061``), which can spell any name."""
+    return "\\u" in text or "\\U" in text
+
+
+def _marked(text: str, stage: tf_predicates.WideStage) -> bool:
+    if stage.ignore_case:
+        text = text.lower()
+    return any(marker in text for marker in stage.markers)
+
+
+def judge_in_parts(
+    rules: Sequence[Rule],
+    indices: Sequence[int],
+    artifacts: list[Artifact],
+    root: str,
+    texts: dict[str, str],
+    parse: Parse,
+    with_evidence: bool,
+    focus: frozenset[str] | None,
+    marked: set[str],
+    retained: frozenset[str],
+    timings: dict[str, float] | None = None,
+    part_bytes: int = PART_BYTES,
+) -> Judged:
+    """Judge the Terraform rules at ``indices`` on the Terraform files of ``texts`` (each file's
+    text, by path), parsing each with ``parse``; ``texts`` is emptied as parts are judged (the
+    findings get their snippets here). ``marked``: the files with an ignore comment, whose
+    subjects of block scopes are kept as stubs. ``timings`` gets "parse.terraform",
+    "project" and each rule's seconds. Raises PartialViewError where a part cannot be judged
+    alone."""
+    place = {a.path: i for i, a in enumerate(artifacts)}
+    by_dir: dict[str, list[str]] = {}
+    for path in sorted(texts, key=place.__getitem__):
+        by_dir.setdefault(posixpath.dirname(path), []).append(path)
+    order = sorted(by_dir)
+    docs: dict[str, object] = {}
+    attempted: set[str] = set()
+
+    def parse_files(paths: Iterable[str]) -> None:
+        started = time.perf_counter()
+        for path in paths:
+            if path not in attempted:
+                attempted.add(path)
+                doc = parse(artifacts[place[path]], texts[path])
+                if doc is not None:
+                    docs[path] = doc
+        if timings is not None:
+            key = "parse.terraform"
+            timings[key] = timings.get(key, 0.0) + time.perf_counter() - started
+
+    judging = _Parts(rules, indices, with_evidence, texts, marked, timings)
+
+    def project_of(directories: Sequence[str], part: bool, judged: bool = True) -> Project:
+        held = {p: docs[p] for d in directories for p in by_dir[d] if p in docs}
+        return Project(
+            root,
+            artifacts,
+            held,
+            kinds=_TERRAFORM,
+            focus=focus,
+            retained=retained,
+            modules_called=calls,
+            terraform_part=part,
+            observe=judging.observe if judged else None,
+        )
+
+    def files(directories: Iterable[str]) -> list[str]:
+        return [p for d in directories for p in by_dir[d]]
+
+    # First the files that can call other modules: every module's variables depend on them.
+    callers = [p for p in files(order) if may_call_modules(texts[p])]
+    parse_files(callers)
+    called: set[str] = set()
+    for path in callers:
+        doc = docs.get(path)
+        if doc is not None and not path.endswith((".tfvars", ".tfvars.json")):
+            for block in doc.blocks:  # type: ignore[attr-defined]
+                if block.type == "module":
+                    called.update(local_calls(posixpath.dirname(path), block))
+    calls = frozenset(called)
+    # Then, for each project-wide question, the modules that can change its answer: the
+    # first that settles it, or every one that names what it asks about.
+    early: set[str] = set()
+    escaped = {d for d in order if any(_escapes(texts[p]) for p in by_dir[d])}
+    for stages in tf_predicates.WIDE_QUESTIONS:
+        for stage in stages:
+            settled = False
+            for directory in order:
+                if directory not in escaped and not any(
+                    _marked(texts[p], stage) for p in by_dir[directory]
+                ):
+                    continue
+                parse_files(by_dir[directory])
+                if stage.settles is None:
+                    early.add(directory)
+                    continue
+                alone = project_of([directory], part=False, judged=False)
+                module = alone.terraform_modules.get(directory)
+                if module is not None and stage.settles(module):
+                    early.add(directory)
+                    settled = True
+                    break
+            if settled:
+                break
+    # Those modules answer the questions as the whole tree would: a module that does not
+    # settle a question adds nothing to its answer, and one that names nothing it asks about
+    # cannot.
+    first = project_of(sorted(early), part=False)
+    answers: dict[Hashable, Any] = tf_predicates.wide_answers(first)
+    if early:
+        judging.judge(first, files(sorted(early)))
+    del first
+    _drop(docs, files(early))
+    # The modules parsed already (callers, modules that did not settle a question) next, so
+    # that their documents go first.
+    rest = sorted(
+        (d for d in order if d not in early),
+        key=lambda d: not any(p in attempted for p in by_dir[d]),
+    )
+    for group in _groups(rest, by_dir, texts, part_bytes):
+        parse_files(files(group))
+        part = project_of(group, part=True)
+        part.seed(answers)
+        judging.judge(part, files(group))
+        del part
+        _drop(docs, files(group))
+    return judging.result(place)
+
+
+def _groups(
+    directories: list[str], by_dir: dict[str, list[str]], texts: dict[str, str], limit: int
+) -> list[list[str]]:
+    """The modules in order, in runs of about ``limit`` characters of source."""
+    groups: list[list[str]] = []
+    size = limit
+    for directory in directories:
+        if size >= limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(directory)
+        size += sum(len(texts[p]) for p in by_dir[directory])
+    return groups
+
+
+def _drop(docs: dict[str, object], paths: Iterable[str]) -> None:
+    for path in paths:
+        docs.pop(path, None)
+
+
+class _Parts:
+    """The rules judged part after part, and each part's items tagged by the place of their
+    subject in its part, with what it takes to move them to the whole tree's places."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        indices: Sequence[int],
+        with_evidence: bool,
+        texts: dict[str, str],
+        marked: set[str],
+        timings: dict[str, float] | None,
+    ) -> None:
+        self.rules = rules
+        self.indices = indices
+        self.with_evidence = with_evidence
+        self.texts = texts
+        self.marked = marked
+        self.timings = timings
+        self.scopes = {rules[i].scope for i in indices}
+        # For each part: its tagged items, and by scope the files its subjects came from, in
+        # its order, with how many each made.
+        self.parts: list[tuple[engine._Tagged, dict[str, list[tuple[str, int]]]]] = []
+        self.runs: dict[str, list[tuple[str, int]]] = {}
+        self.view_problems: list[Problem] = []
+        self.cross_family: dict[str, TerraformModule] = {}
+        self.stubs: dict[str, list[Subject]] = {}
+
+    def observe(self, scope: str, subjects: list[Subject]) -> None:
+        if scope in self.runs:  # built again after a release: the same subjects
+            return
+        runs: list[tuple[str, int]] = []
+        for subject in subjects:
+            if runs and runs[-1][0] == subject.path:
+                runs[-1] = (subject.path, runs[-1][1] + 1)
+            else:
+                runs.append((subject.path, 1))
+        self.runs[scope] = runs
+
+    def judge(self, part: Project, paths: Sequence[str]) -> None:
+        """Judge a part; ``paths``: its files (the texts to let go after)."""
+        self.runs = {}
+        timings: dict[str, float] | None = {} if self.timings is not None else None
+        tagged, deferred = engine.judge(
+            self.rules, part, self.indices, self.with_evidence, timings=timings
+        )
+        if deferred:  # cannot be: this process holds the Terraform documents
+            raise PartialViewError("a Terraform rule was deferred")
+        if self.timings is not None and timings is not None:
+            for key, seconds in timings.items():
+                self.timings[key] = self.timings.get(key, 0.0) + seconds
+        held = set(part.documents)
+        line_starts: dict[str, array[int]] = {}
+        findings: list[tuple[engine._Tag, Finding]] = []
+        for tag, finding in tagged[0]:
+            if finding.location.path not in held:
+                # Its text is another part's: cannot be (a rule blames its own module).
+                raise PartialViewError("a Terraform finding outside its part")
+            findings.append((tag, _with_snippet(finding, self.texts, line_starts)))
+        self.parts.append(((findings, tagged[1], tagged[2]), self.runs))
+        self.view_problems.extend(part.problems)
+        self.cross_family.update(part.cross_family_terraform())
+        mine = self.marked & held
+        if mine:
+            from policyscan.suppress import TERRAFORM_BLOCK_SCOPES
+
+            for scope in TERRAFORM_BLOCK_SCOPES:
+                self.stubs.setdefault(scope, []).extend(stubs(part, scope, mine))
+        for path in paths:
+            self.texts.pop(path, None)
+
+    def result(self, place: dict[str, int]) -> Judged:
+        # Where each file's subjects start in each scope of the whole tree.
+        starts: dict[str, dict[str, int]] = {}
+        for scope in self.scopes:
+            files = [run for _, runs in self.parts for run in runs.get(scope, ())]
+            if scope in _BY_FILE:
+                files.sort(key=lambda run: place[run[0]])
+            else:
+                files.sort(key=lambda run: (posixpath.dirname(run[0]), place[run[0]]))
+            at = 0
+            starts[scope] = {}
+            for path, count in files:
+                starts[scope][path] = at
+                at += count
+        findings: list[tuple[engine._Tag, Finding]] = []
+        evidence: list[tuple[engine._Tag, Any]] = []
+        problems: list[tuple[engine._Tag, Problem]] = []
+        for (found, shown, failed), runs in self.parts:
+            move = _Mover(self.rules, runs, starts)
+            findings.extend((move(tag), item) for tag, item in found)
+            evidence.extend((move(tag), item) for tag, item in shown)
+            problems.extend((move(tag), item) for tag, item in failed)
+        findings.sort(key=_tag)
+        evidence.sort(key=_tag)
+        problems.sort(key=_tag)
+        return Judged(
+            (findings, evidence, problems), self.view_problems, self.cross_family, self.stubs
+        )
+
+
+def _tag(item: tuple[engine._Tag, object]) -> engine._Tag:
+    return item[0]
+
+
+class _Mover:
+    """A part's tags moved to the whole tree's places: the subject at place i of the part's
+    scope is the (i - s)-th of its file's, whose run starts at s in the part."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        runs: dict[str, list[tuple[str, int]]],
+        starts: dict[str, dict[str, int]],
+    ) -> None:
+        self.rules = rules
+        self.where: dict[str, tuple[list[int], list[int]]] = {}
+        for scope, scope_runs in runs.items():
+            local: list[int] = []
+            whole: list[int] = []
+            at = 0
+            for path, count in scope_runs:
+                local.append(at)
+                whole.append(starts[scope][path])
+                at += count
+            self.where[scope] = (local, whole)
+
+    def __call__(self, tag: engine._Tag) -> engine._Tag:
+        r_index, s_index, k = tag
+        local, whole = self.where[self.rules[r_index].scope]
+        run = bisect_right(local, s_index) - 1
+        return (r_index, whole[run] + s_index - local[run], k)
+
+
+def _with_snippet(
+    finding: Finding, texts: dict[str, str], line_starts: dict[str, array[int]]
+) -> Finding:
+    from policyscan.scan import _with_snippet as with_snippet
+
+    return with_snippet(finding, texts, line_starts)
+
+
+class Stand:
+    """The project a scan judged in parts leaves for what follows it (inline ignores): the
+    view of the other kinds, and the Terraform subjects, without their facts, where a file has
+    an ignore."""
+
+    def __init__(self, project: Project, terraform: dict[str, list[Subject]]) -> None:
+        self.project = project
+        self.terraform = terraform
+
+    def subjects(self, scope: str) -> list[Subject]:
+        if scope.startswith("terraform."):
+            return self.terraform.get(scope, [])
+        return self.project.subjects(scope)
+
+
+def stubs(project: Project, scope: str, paths: set[str]) -> list[Subject]:
+    """A scope's subjects in ``paths`` as inline ignores read them: where they are and what
+    they are called (an ignore comment only reaches the blocks of its own file)."""
+    return [
+        replace(s, facts=facts(s.path, s.span), node=None)
+        for s in project.subjects(scope)
+        if s.path in paths
+    ]

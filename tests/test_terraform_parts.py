@@ -1,0 +1,342 @@
+"""The Terraform rules judged a part of the tree at a time (policyscan/terraform_parts.py): the
+same findings, evidence and problems, in the same order, as one project of every module, while
+the documents of each part are let go before the next is parsed."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policyscan import scan as scan_module
+from policyscan import terraform_parts
+from policyscan.discover import discover
+from policyscan.model import Artifact, Kind
+from policyscan.policy import engine
+from policyscan.policy.loader import Rule
+from policyscan.policy.predicates import terraform as tf_predicates
+from policyscan.project import PartialViewError, Project
+from policyscan.scan import parse_artifact, parse_text
+from tests.conftest import FIXTURES, assert_same_result, project_of, scan_tree, write_tree
+
+# Modules in this order (sorted directories): every question a Terraform rule asks of the whole
+# tree is answered by a module other than the one asking, some before it and some after.
+TREE = {
+    "a_app/main.tf": """\
+resource "aws_s3_bucket" "assets" {
+  bucket = "assets"
+}
+
+resource "aws_db_instance" "main" {
+  engine                  = "postgres"
+  backup_retention_period = 7
+  storage_encrypted       = true
+  password                = var.db_password
+}
+""",
+    # Called by z_env: its default is only a fallback, so the bucket may not exist.
+    "b_lib/main.tf": """\
+variable "enabled" {
+  default = 1
+}
+
+resource "aws_s3_bucket" "lib" {
+  count  = var.enabled
+  bucket = "lib"
+}
+""",
+    "c_alarms/main.tf": 'resource "aws_cloudwatch_metric_alarm" "cpu" {\n  alarm_name = "cpu"\n}\n',
+    "d_account/main.tf": """\
+resource "aws_s3_account_public_access_block" "all" {
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+""",
+    "e_db/main.tf": """\
+resource "aws_db_instance_automated_backups_replication" "copy" {
+  source_db_instance_arn = "arn:aws:rds:us-east-1:123456789012:db:main"
+}
+""",
+    "f_comp/main.tf": """\
+resource "aws_cloudwatch_composite_alarm" "any" {
+  alarm_name = "any"
+  alarm_rule = "ALARM(cpu)"
+}
+""",
+    "z_env/main.tf": 'module "lib" {\n  source = "../b_lib"\n}\n',
+    # tfvars subjects come in file order, which is not module order: a/c sorts between
+    # a/x.tfvars and a/z.tfvars.
+    "a/x.tfvars": 'db_password = "hunter2"\n',
+    "a/c/y.tfvars": 'db_password = "changeme"\n',
+    "a/z.tfvars": 'api_token = "password1"\n',
+    "g_broken/main.tf": 'resource "aws_s3_bucket" "x" {\n  bucket = \n',
+}
+
+
+def _terraform_rules(rules: list[Rule]) -> list[int]:
+    return [i for i, rule in enumerate(rules) if rule.scope.startswith("terraform.")]
+
+
+def _in_parts(
+    rules: list[Rule], root: Path, part_bytes: int = 1, evidence: bool = True
+) -> tuple[Any, terraform_parts.Judged, list[object]]:
+    """The Terraform rules judged in parts (each module alone, by default); merged, with
+    what judge_in_parts returned and every document parsed."""
+    found = discover([str(root)], str(root))
+    texts = {
+        a.path: parse_artifact(a, 1 << 20)[1] for a in found.artifacts if a.kind is Kind.TERRAFORM
+    }
+    parsed: list[object] = []
+
+    def parse(artifact: Artifact, text: str) -> object | None:
+        doc = parse_text(artifact, text)
+        if isinstance(doc, scan_module._Failed):
+            return None
+        parsed.append(doc)
+        return doc
+
+    judged = terraform_parts.judge_in_parts(
+        rules,
+        _terraform_rules(rules),
+        found.artifacts,
+        found.root,
+        texts,
+        parse,
+        evidence,
+        None,
+        set(),
+        frozenset(),
+        part_bytes=part_bytes,
+    )
+    assert texts == {}  # each part let go of its texts
+    return engine.merge([judged.tagged]), judged, parsed
+
+
+def _whole(rules: list[Rule], root: Path, evidence: bool = True) -> Any:
+    """The same rules on one project of every module, each finding given its snippet from
+    the file (the parts make them while they hold the texts)."""
+    project = project_of(root)
+    tagged, deferred = engine.judge(rules, project, _terraform_rules(rules), evidence)
+    assert not deferred
+    findings, shown, problems = engine.merge([tagged])
+    texts = {a.path: parse_artifact(a, 1 << 20)[1] for a in project.artifacts}
+    findings = [scan_module._with_snippet(f, texts) for f in findings]
+    assert all(f.snippet for f in findings)
+    return (findings, shown, problems), project
+
+
+@pytest.mark.parametrize("part_bytes", [1, 200, 1 << 20])
+def test_parts_judge_as_one_project_of_every_module(
+    tmp_path: Path, rules: list[Rule], part_bytes: int
+) -> None:
+    root = write_tree(tmp_path / "repo", TREE)
+    whole, project = _whole(rules, root)
+    merged, judged, _ = _in_parts(rules, root, part_bytes)
+    assert merged[0] == whole[0]
+    assert merged[1] == whole[1]
+    assert merged[2] == whole[2]
+    assert judged.cross_family == project.cross_family_terraform()
+    # What the tree was made to ask, answered from other modules.
+    shown = {(e.rule_id, e.location.path, e.location.span.start_line, e.status) for e in whole[1]}
+    assert {
+        ("PST014", "a_app/main.tf", 1, "met"),  # the account's access block, in d_account
+        ("PST006", "a_app/main.tf", 5, "met"),  # the replication, in e_db
+        ("PST061", "a_app/main.tf", 5, "met"),  # the alarm, in c_alarms
+        ("PST062", "c_alarms/main.tf", 1, "unknown"),  # the composite alarm, in f_comp
+    } <= shown
+    # Called from z_env, b_lib's bucket may not exist: nothing is reported on it.
+    assert not [f for f in whole[0] if f.location.path == "b_lib/main.tf"]
+    assert [(f.rule_id, f.location.path) for f in whole[0] if f.rule_id == "PST075"] == [
+        ("PST075", "a/c/y.tfvars"),
+        ("PST075", "a/x.tfvars"),
+        ("PST075", "a/z.tfvars"),
+    ]
+
+
+def test_a_call_from_a_later_module_is_known_to_an_earlier_part(
+    tmp_path: Path, rules: list[Rule]
+) -> None:
+    """Without z_env's call, b_lib's bucket exists and is reported: the parts know of the call
+    although b_lib is judged alone, before z_env would be."""
+    root = write_tree(tmp_path / "repo", TREE)
+    merged, _, _ = _in_parts(rules, root)
+    assert not [f for f in merged[0] if f.location.path == "b_lib/main.tf"]
+    (root / "z_env" / "main.tf").unlink()
+    merged, _, _ = _in_parts(rules, root)
+    assert {f.rule_id for f in merged[0] if f.location.path == "b_lib/main.tf"} >= {"PST010"}
+    assert merged == _whole(rules, root)[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("escaped", 'module "m" {\n  source = "\\u002e./b_lib"\n}\n'),
+        ("heredoc", 'module "m" {\n  source = <<EOT\n../b_lib\nEOT\n}\n'),
+    ],
+)
+def test_a_call_written_any_way_is_found(
+    tmp_path: Path, rules: list[Rule], name: str, text: str
+) -> None:
+    root = write_tree(tmp_path / "repo", {**TREE, "z_env/main.tf": text})
+    whole, _ = _whole(rules, root)
+    merged, _, _ = _in_parts(rules, root)
+    assert merged == whole
+
+
+def test_the_first_alarm_is_the_first_in_module_order(tmp_path: Path, rules: list[Rule]) -> None:
+    """Many modules name an alarm; the answer is the first that has one, and the modules after
+    it are not read first."""
+    files = {k: v for k, v in TREE.items() if not k.startswith("f_comp/")}
+    files["c_alarms/main.tf"] = "# aws_cloudwatch_metric_alarm: none here\n"
+    for n in range(5):
+        files[f"h{n}/main.tf"] = (
+            f'resource "aws_cloudwatch_metric_alarm" "m{n}" {{\n  alarm_name = "m{n}"\n}}\n'
+        )
+    root = write_tree(tmp_path / "repo", files)
+    whole, _ = _whole(rules, root)
+    merged, _, _ = _in_parts(rules, root)
+    assert merged == whole
+    notes = {e.note for e in whole[1] if e.rule_id == "PST061"}
+    assert notes and all("aws_cloudwatch_metric_alarm.m0" in note for note in notes)
+    early = _early(rules, root)
+    # c_alarms, read before h0 and found without an alarm, adds nothing to the answer.
+    assert "h0" in early and not {"c_alarms", "h1", "h2", "h3", "h4"} & early
+
+
+def _early(rules: list[Rule], root: Path) -> set[str]:
+    """The modules judged in the first part."""
+    seen: list[list[str]] = []
+    real = terraform_parts._Parts.judge
+
+    def judge(self: Any, part: Project, paths: Any) -> None:
+        seen.append(sorted(part.documents))
+        real(self, part, paths)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(terraform_parts._Parts, "judge", judge)
+        _in_parts(rules, root)
+    return {path.split("/")[0] for path in seen[0]}
+
+
+def test_each_part_is_let_go_before_the_next_is_parsed(tmp_path: Path, rules: list[Rule]) -> None:
+    files = {f"m{n:02}/main.tf": f'resource "aws_s3_bucket" "b{n}" {{\n}}\n' for n in range(12)}
+    root = write_tree(tmp_path / "repo", files)
+    found = discover([str(root)], str(root))
+    texts = {a.path: parse_artifact(a, 1 << 20)[1] for a in found.artifacts}
+    mine: set[int] = set()
+    alive: list[int] = []
+
+    def parse(artifact: Artifact, text: str) -> object | None:
+        # The documents (slotted, without weak references) this test made, still alive.
+        gc.collect()
+        alive.append(sum(id(o) in mine for o in gc.get_objects() if type(o) is type(doc)))
+        made = parse_text(artifact, text)
+        mine.add(id(made))
+        return made
+
+    doc = parse_text(found.artifacts[0], texts[found.artifacts[0].path])
+
+    judged = terraform_parts.judge_in_parts(
+        rules,
+        _terraform_rules(rules),
+        found.artifacts,
+        found.root,
+        texts,
+        parse,
+        True,
+        None,
+        set(),
+        frozenset(),
+        part_bytes=1,
+    )
+    assert len(alive) == 12  # every module parsed (a freed one's address may be taken again)
+    assert max(alive) == 0  # each module alone: none of the earlier ones is left
+    assert len({f.location.path for _, f in judged.tagged[0]}) == 12
+    whole, _ = _whole(rules, root)
+    assert engine.merge([judged.tagged]) == whole
+
+
+def test_a_part_refuses_a_project_wide_question_it_was_not_given(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "repo", {"m/main.tf": TREE["a_app/main.tf"]})
+    project = project_of(root)
+    project.terraform_part = True
+    with pytest.raises(PartialViewError, match="aws_backup_plan"):
+        tf_predicates._project_resources(project, ("aws_backup_plan",))
+    project.seed({("terraform_resources_of", frozenset({"aws_backup_plan"})): []})
+    assert tf_predicates._project_resources(project, ("aws_backup_plan",)) == []
+
+
+def test_a_question_no_part_was_given_leaves_the_scan_to_one_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new project-wide question, not in WIDE_QUESTIONS: the scan is done the ordinary way
+    and finds the same, rather than answering from a part."""
+    root = write_tree(tmp_path / "repo", TREE)
+    parts = scan_tree(root, jobs=1, evidence=True)
+    monkeypatch.setattr(tf_predicates, "wide_answers", lambda project: {})
+    returned: list[Any] = []
+    real = scan_module._in_parts
+
+    def recorded(*args: Any) -> Any:
+        returned.append(real(*args))
+        return returned[-1]
+
+    monkeypatch.setattr(scan_module, "_in_parts", recorded)
+    ordinary = scan_tree(root, jobs=1, evidence=True)
+    assert returned == [None]
+    assert_same_result(parts, ordinary)
+
+
+@pytest.mark.parametrize("fixture", ["insecure-shop", "hardened-shop"])
+def test_one_process_in_parts_finds_what_one_project_finds(
+    fixture: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's own path (Terraform in parts, then the other kinds, nginx let go before
+    the largest scopes) against every document in one project."""
+    root = FIXTURES / fixture
+    returned: list[Any] = []
+    real = scan_module._in_parts
+
+    def recorded(*args: Any) -> Any:
+        returned.append(real(*args))
+        return returned[-1]
+
+    monkeypatch.setattr(scan_module, "_in_parts", recorded)
+    parts = scan_tree(root, jobs=1, evidence=True, cache=False)
+    assert returned and returned[0] is not None
+    monkeypatch.setattr(scan_module, "_in_parts", lambda *args: None)
+    ordinary = scan_tree(root, jobs=1, evidence=True, cache=False)
+    assert parts.evidence and (parts.findings or fixture == "hardened-shop")
+    assert_same_result(parts, ordinary)
+
+
+def test_nginx_let_go_is_refused_after(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "nginx/nginx.conf": "http {\n  server {\n    listen 80;\n  }\n}\n",
+            "app/docker-compose.yml": "services:\n  web:\n    image: nginx:1.25\n",
+        },
+    )
+    project = project_of(root)
+    assert project.subjects("nginx.server")
+    project.memo("nginx_index", dict)
+    project.memo("compose_backup_anywhere", dict)
+    project.let_go(Kind.NGINX)
+    assert "nginx/nginx.conf" not in project.documents
+    assert "nginx_index" not in project._memo and "compose_backup_anywhere" in project._memo
+    with pytest.raises(PartialViewError):
+        project.subjects("nginx.server")
+    assert project.subjects("compose.service")
+
+
+def test_nginx_is_kept_for_the_ignore_comments_that_read_it(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "repo", {"nginx.conf": "http {\n  server {\n  }\n}\n"})
+    project = project_of(root)
+    project.retained = frozenset({"nginx.server"})
+    project.let_go(Kind.NGINX)
+    assert project.subjects("nginx.server")
