@@ -39,7 +39,7 @@ from policyscan.cache import dumps, loads
 from policyscan.model import Artifact, Evidence, Finding, Kind, Problem
 from policyscan.policy import engine
 from policyscan.project import PartialViewError, Project
-from policyscan.terraform_parts import Stand, judge_in_parts
+from policyscan.terraform_parts import Stand, judge_in_parts, read_first
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -174,6 +174,13 @@ def scan_by_kind(
     here = _share_here(artifacts, terraform, sources)
     terraform_rules = [i for i, r in enumerate(rules) if r.scope.startswith("terraform.")]
     read = {} if sources is not None else {i: _read(artifacts[i], max_bytes) for i in here}
+    # The files the worker's parts read first (terraform_parts.read_first) stay with it: it
+    # would otherwise wait for this process's share before its first part.
+    for index in list(here):
+        text = read[index] if sources is None else sources.texts.get(artifacts[index].path)
+        if isinstance(text, str) and read_first(text):
+            here.discard(index)
+            read.pop(index, None)
     plan = _Plan(
         rules, terraform_rules, artifacts, root, max_bytes, with_evidence, sources, focus, read
     )
@@ -417,13 +424,20 @@ def _work(
     kept = {path: texts[path] for path in marked}
     shared: dict[str, object | None] = {}
     taken: list[bool] = []
+    early: set[str] = set()  # the share's files parsed here before it came
     place = {a.path: i for i, a in enumerate(plan.artifacts)}
 
     def parse(artifact: Artifact, text: str) -> object | None:
         index = place[artifact.path]
         if index not in mine_set:
             if not taken:
-                shared.update(_shared(plan, inbox))
+                arrived = _shared(plan, inbox, wait=False)
+                if arrived is None:
+                    # Not sent yet (a question read a module of the share first): parsed
+                    # here rather than waited for; the parent's copy is dropped when it comes.
+                    early.add(artifact.path)
+                    return _parsed_here(artifact, text)
+                shared.update((p, d) for p, d in arrived.items() if p not in early)
                 taken.append(True)
             if artifact.path not in shared:
                 return None  # it failed there (the parent has its problems)
@@ -459,15 +473,25 @@ def _work(
         suppress.scopes_read(kept.values()),
     )
     if not taken:
-        _shared(plan, inbox)  # taken, or the parent's queue thread waits at exit to send it
+        _shared(plan, inbox, wait=True)  # taken, or the parent's queue thread waits at exit
     send.send_bytes(dumps(("ok", judged.cross_family)))
     found = (judged.tagged, judged.view_problems, parsed, judged.stubs)
     return found, pickles
 
 
-def _shared(plan: _Plan, inbox: Queue[Any]) -> dict[str, object | None]:
-    """The parent's Terraform documents, by path (None: to be parsed here)."""
-    sent, together = _take(inbox)
+def _shared(plan: _Plan, inbox: Queue[Any], wait: bool = True) -> dict[str, object | None] | None:
+    """The parent's Terraform documents, by path (None: to be parsed here); None when they
+    have not come and ``wait`` is false."""
+    import queue
+
+    if wait:
+        message = _take(inbox)
+    else:
+        try:
+            message = inbox.get(block=False)
+        except queue.Empty:
+            return None
+    sent, together = message
     share = iter(_load_together(together, len(sent)))
     del together  # loaded: the pickle is let go
     out: dict[str, object | None] = {}

@@ -70,6 +70,19 @@ def may_call_modules(text: str) -> bool:
     return _escapes(text) or ("./" in text and "source" in text)
 
 
+def read_first(text: str) -> bool:
+    """Whether the file is read before any part is judged whatever the tree: it may call a
+    module, or names what a question needs from every module that does (a stage without
+    ``settles``). Others named by a question are read first only up to the module that
+    settles it."""
+    return may_call_modules(text) or any(
+        _marked(text, stage)
+        for stages in tf_predicates.WIDE_QUESTIONS
+        for stage in stages
+        if stage.settles is None
+    )
+
+
 def _escapes(text: str) -> bool:
     """Whether the text escapes characters (``\\u0061``), which can spell any name."""
     return "\\u" in text or "\\U" in text

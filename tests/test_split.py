@@ -191,6 +191,59 @@ def test_a_share_that_cannot_be_sent_together_is_parsed_by_the_worker(
     _assert_same(plain, split)
 
 
+ALARM_TF = 'resource "aws_cloudwatch_metric_alarm" "cpu" {\n  alarm_name = "cpu"\n}\n'
+CALLER_TF = 'module "edge" {\n  source = "../modules/edge"\n}\n'
+
+
+def test_a_share_the_worker_needs_first_is_parsed_there_or_not_taken(
+    tmp_path: Path, forced: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module that calls another stays with the worker; the first module with an alarm, in
+    this process's share and not sent yet when the worker's first part wants it, is parsed by
+    the worker (its copy from here dropped when the share comes), not waited for."""
+    root = _repo(tmp_path / "repo")
+    write_tree(root, {"a_alarms/main.tf": ALARM_TF, "a_env/main.tf": CALLER_TF})
+    plain = _scan(root, jobs=1)
+    parsed_there = tmp_path / "parsed_there"
+    real_here = split_module._parsed_here
+
+    def parsed_here(artifact: Any, text: str) -> object | None:
+        with parsed_there.open("a") as out:
+            out.write(artifact.path + "\n")
+        return real_here(artifact, text)
+
+    real_together = split_module._together
+
+    def together(docs: list[object]) -> bytes | None:
+        time.sleep(1)  # the share comes late
+        return real_together(docs)
+
+    monkeypatch.setattr(split_module, "_parsed_here", parsed_here)
+    monkeypatch.setattr(split_module, "_together", together)
+    monkeypatch.setattr(
+        split_module,
+        "_share_here",
+        lambda artifacts, terraform, sources: {
+            i for i in terraform if artifacts[i].path.startswith(("a_", "infra/db"))
+        },
+    )
+    taken: list[set[str]] = []
+    real_plan = split_module._Plan
+
+    def plan(*args: Any) -> Any:
+        made = real_plan(*args)
+        taken.append({made.artifacts[i].path for i in made.read})
+        return made
+
+    monkeypatch.setattr(split_module, "_Plan", plan)
+    split = _scan(root, jobs=2)
+    assert forced and forced[0] is not None
+    assert taken == [{"a_alarms/main.tf", "infra/db.tf"}]  # a_env/main.tf stayed there
+    # Before its first part; any other file of the share it reaches first, it parses too.
+    assert parsed_there.read_text().split()[0] == "a_alarms/main.tf"
+    _assert_same(plain, split)
+
+
 def test_documents_sent_together_share_what_the_parser_shared() -> None:
     """Loaded from one pickle, two files' documents share their interned names and equal
     spans, as parsed ones do; from a pickle each, they would not."""
