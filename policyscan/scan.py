@@ -361,6 +361,14 @@ def _in_parts(
     max_bytes = options.discovery.max_bytes
     problems: dict[str, list[Problem]] = {}
     terraform: dict[str, str] = {}
+    done = 0  # files parsed (or not to be), for options.progress
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if options.progress is not None:
+            options.progress(done, len(artifacts))
+
     for artifact in artifacts:
         if artifact.kind is Kind.TERRAFORM:
             # Only read: parsed with its part.
@@ -368,6 +376,7 @@ def _in_parts(
                 terraform[artifact.path] = decode(artifact, read_bytes(artifact, max_bytes))
             except Unreadable as exc:
                 problems[artifact.path] = [exc.problem]
+                tick()  # no part parses it
     # The parts let go of their texts; those with an ignore comment are kept for it.
     marked = {path for path, text in terraform.items() if suppress.MARKER in text}
     kept = {path: terraform[path] for path in marked}
@@ -377,6 +386,7 @@ def _in_parts(
     def parse(artifact: Artifact, text: str) -> object | None:
         doc = parse_text(artifact, text)
         problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
+        tick()
         return None if isinstance(doc, _Failed) else doc
 
     theirs = [i for i, rule in enumerate(rules) if rule.scope.startswith("terraform.")]
@@ -402,19 +412,18 @@ def _in_parts(
         return None
     documents: dict[str, object] = {}
     # nginx last: its documents go first (below), and what is freed together comes back.
-    nginx_last = sorted(artifacts, key=lambda a: a.kind is Kind.NGINX)
-    for done, artifact in enumerate(nginx_last, 1):
-        if artifact.kind is not Kind.TERRAFORM:
-            started = time.perf_counter() if per_kind else 0.0
-            doc, text = parse_artifact(artifact, max_bytes)
-            if per_kind:
-                _add_kind_time(clock, artifact, time.perf_counter() - started)
-            problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
-            if not isinstance(doc, _Failed):
-                documents[artifact.path] = doc
-                texts[artifact.path] = text
-        if options.progress is not None:
-            options.progress(done, len(artifacts))
+    for artifact in sorted(artifacts, key=lambda a: a.kind is Kind.NGINX):
+        if artifact.kind is Kind.TERRAFORM:
+            continue
+        started = time.perf_counter() if per_kind else 0.0
+        doc, text = parse_artifact(artifact, max_bytes)
+        if per_kind:
+            _add_kind_time(clock, artifact, time.perf_counter() - started)
+        problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
+        if not isinstance(doc, _Failed):
+            documents[artifact.path] = doc
+            texts[artifact.path] = text
+        tick()
     clock.lap("parse")
     project = Project(
         root,

@@ -84,8 +84,9 @@ def read_first(text: str) -> bool:
 
 
 def _escapes(text: str) -> bool:
-    """Whether the text escapes characters (``\\u0061``), which can spell any name."""
-    return "\\u" in text or "\\U" in text
+    """Whether the text escapes characters (``\\u0061``; in JSON also ``\\/``), which can
+    spell any name or path."""
+    return "\\u" in text or "\\U" in text or "\\/" in text
 
 
 def _marked(text: str, stage: tf_predicates.WideStage) -> bool:
@@ -193,6 +194,7 @@ def judge_in_parts(
     # cannot.
     first = project_of(sorted(early), part=False)
     answers: dict[Hashable, Any] = tf_predicates.wide_answers(first)
+    first.seed(answers)
     if early:
         judging.judge(first, files(sorted(early)))
     del first

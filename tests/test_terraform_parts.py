@@ -19,7 +19,14 @@ from policyscan.policy.loader import Rule
 from policyscan.policy.predicates import terraform as tf_predicates
 from policyscan.project import PartialViewError, Project
 from policyscan.scan import parse_artifact, parse_text
-from tests.conftest import FIXTURES, assert_same_result, project_of, scan_tree, write_tree
+from tests.conftest import (
+    FIXTURES,
+    assert_same_result,
+    project_of,
+    scan_options,
+    scan_tree,
+    write_tree,
+)
 
 # Modules in this order (sorted directories): every question a Terraform rule asks of the whole
 # tree is answered by a module other than the one asking, some before it and some after.
@@ -176,15 +183,22 @@ def test_a_call_from_a_later_module_is_known_to_an_earlier_part(
     [
         ("escaped", 'module "m" {\n  source = "\\u002e./b_lib"\n}\n'),
         ("heredoc", 'module "m" {\n  source = <<EOT\n../b_lib\nEOT\n}\n'),
+        ("json", '{"module": {"m": {"source": "..\\/b_lib"}}}\n'),
     ],
 )
 def test_a_call_written_any_way_is_found(
     tmp_path: Path, rules: list[Rule], name: str, text: str
 ) -> None:
-    root = write_tree(tmp_path / "repo", {**TREE, "z_env/main.tf": text})
+    name = "z_env/main.tf.json" if name == "json" else "z_env/main.tf"
+    files = {k: v for k, v in TREE.items() if not k.startswith("z_env/")}
+    root = write_tree(tmp_path / "repo", {**files, name: text})
     whole, _ = _whole(rules, root)
     merged, _, _ = _in_parts(rules, root)
     assert merged == whole
+    # The call is read: b_lib's bucket is not reported. (A heredoc's value ends in a newline:
+    # no directory of the tree, so it is no call, in parts or not.)
+    on_lib = [f for f in whole[0] if f.location.path == "b_lib/main.tf"]
+    assert bool(on_lib) is (name == "z_env/main.tf" and "<<" in text)
 
 
 def test_the_first_alarm_is_the_first_in_module_order(tmp_path: Path, rules: list[Rule]) -> None:
@@ -340,3 +354,24 @@ def test_nginx_is_kept_for_the_ignore_comments_that_read_it(tmp_path: Path) -> N
     project.retained = frozenset({"nginx.server"})
     project.let_go(Kind.NGINX)
     assert project.subjects("nginx.server")
+
+
+def test_progress_counts_every_file_once_in_parts(tmp_path: Path) -> None:
+    """Parsed with its part, or not at all (too large to read): each file counted once."""
+    import dataclasses
+
+    from policyscan.scan import scan
+
+    root = write_tree(tmp_path / "repo", {**TREE, "app/.env": "DEBUG=true\n"})
+    seen: list[tuple[int, int]] = []
+    rules, options = scan_options(root, jobs=1, cache=False)
+    options = dataclasses.replace(
+        options,
+        progress=lambda done, total: seen.append((done, total)),
+        discovery=dataclasses.replace(options.discovery, max_bytes=150),
+    )
+    result = scan(rules, options)
+    assert {p.code for p in result.problems} >= {"too-large", "parse-error"}
+    total = len(TREE) + 1
+    assert [done for done, _ in seen] == list(range(1, total + 1))
+    assert {t for _, t in seen} == {total}
