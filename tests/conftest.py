@@ -48,6 +48,19 @@ def scan_tree(root: Path, **changes: Any) -> ScanResult:
     return scan(rules, options)
 
 
+def record_returns(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[Any]:
+    """What each call of ``owner.name`` returns from now on, in a list."""
+    returned: list[Any] = []
+    real = getattr(owner, name)
+
+    def recorded(*args: Any) -> Any:
+        returned.append(real(*args))
+        return returned[-1]
+
+    monkeypatch.setattr(owner, name, recorded)
+    return returned
+
+
 def project_of(root: Path) -> Project:
     """The project view of the tree at ``root``, every file parsed, no rule judged."""
     from policyscan.discover import discover

@@ -24,7 +24,7 @@ from policyscan.project import (
 )
 from policyscan.scan import parse_artifact
 from tests.conftest import assert_same_result as _assert_same
-from tests.conftest import generate_monorepo, write_tree
+from tests.conftest import generate_monorepo, record_returns, write_tree
 from tests.conftest import scan_tree as _scan
 
 COMPOSE = """\
@@ -266,14 +266,7 @@ def test_split_on_a_generated_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     out = generate_monorepo(tmp_path / "monorepo", 16, 7, 0.2)
     plain = _scan(out, jobs=1)
     assert plain.findings
-    returned: list[Any] = []
-    real = split_module.scan_by_kind
-
-    def recorded(*args: Any) -> Any:
-        returned.append(real(*args))
-        return returned[-1]
-
-    monkeypatch.setattr(split_module, "scan_by_kind", recorded)
+    returned = record_returns(monkeypatch, split_module, "scan_by_kind")
     split = _scan(out, jobs=2)  # over POOL_MIN_FILES: split without being forced to
     assert returned and returned[0] is not None
     _assert_same(plain, split)

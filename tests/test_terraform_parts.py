@@ -23,6 +23,7 @@ from tests.conftest import (
     FIXTURES,
     assert_same_result,
     project_of,
+    record_returns,
     scan_options,
     scan_tree,
     write_tree,
@@ -88,24 +89,24 @@ def _terraform_rules(rules: list[Rule]) -> list[int]:
     return [i for i, rule in enumerate(rules) if rule.scope.startswith("terraform.")]
 
 
+def _parsed(artifact: Artifact, text: str) -> object | None:
+    doc = parse_text(artifact, text)
+    return None if isinstance(doc, scan_module._Failed) else doc
+
+
 def _in_parts(
-    rules: list[Rule], root: Path, part_bytes: int = 1, evidence: bool = True
-) -> tuple[Any, terraform_parts.Judged, list[object]]:
-    """The Terraform rules judged in parts (each module alone, by default); merged, with
-    what judge_in_parts returned and every document parsed."""
+    rules: list[Rule],
+    root: Path,
+    part_bytes: int = 1,
+    evidence: bool = True,
+    parse: terraform_parts.Parse = _parsed,
+) -> tuple[Any, terraform_parts.Judged]:
+    """The Terraform rules judged in parts (each module alone, by default): merged, and what
+    judge_in_parts returned."""
     found = discover([str(root)], str(root))
     texts = {
         a.path: parse_artifact(a, 1 << 20)[1] for a in found.artifacts if a.kind is Kind.TERRAFORM
     }
-    parsed: list[object] = []
-
-    def parse(artifact: Artifact, text: str) -> object | None:
-        doc = parse_text(artifact, text)
-        if isinstance(doc, scan_module._Failed):
-            return None
-        parsed.append(doc)
-        return doc
-
     judged = terraform_parts.judge_in_parts(
         rules,
         _terraform_rules(rules),
@@ -120,7 +121,7 @@ def _in_parts(
         part_bytes=part_bytes,
     )
     assert texts == {}  # each part let go of its texts
-    return engine.merge([judged.tagged]), judged, parsed
+    return engine.merge([judged.tagged]), judged
 
 
 def _whole(rules: list[Rule], root: Path, evidence: bool = True) -> Any:
@@ -142,7 +143,7 @@ def test_parts_judge_as_one_project_of_every_module(
 ) -> None:
     root = write_tree(tmp_path / "repo", TREE)
     whole, project = _whole(rules, root)
-    merged, judged, _ = _in_parts(rules, root, part_bytes)
+    merged, judged = _in_parts(rules, root, part_bytes)
     assert merged[0] == whole[0]
     assert merged[1] == whole[1]
     assert merged[2] == whole[2]
@@ -170,10 +171,10 @@ def test_a_call_from_a_later_module_is_known_to_an_earlier_part(
     """Without z_env's call, b_lib's bucket exists and is reported: the parts know of the call
     although b_lib is judged alone, before z_env would be."""
     root = write_tree(tmp_path / "repo", TREE)
-    merged, _, _ = _in_parts(rules, root)
+    merged, _ = _in_parts(rules, root)
     assert not [f for f in merged[0] if f.location.path == "b_lib/main.tf"]
     (root / "z_env" / "main.tf").unlink()
-    merged, _, _ = _in_parts(rules, root)
+    merged, _ = _in_parts(rules, root)
     assert {f.rule_id for f in merged[0] if f.location.path == "b_lib/main.tf"} >= {"PST010"}
     assert merged == _whole(rules, root)[0]
 
@@ -193,7 +194,7 @@ def test_a_call_written_any_way_is_found(
     files = {k: v for k, v in TREE.items() if not k.startswith("z_env/")}
     root = write_tree(tmp_path / "repo", {**files, name: text})
     whole, _ = _whole(rules, root)
-    merged, _, _ = _in_parts(rules, root)
+    merged, _ = _in_parts(rules, root)
     assert merged == whole
     # The call is read: b_lib's bucket is not reported. (A heredoc's value ends in a newline:
     # no directory of the tree, so it is no call, in parts or not.)
@@ -212,7 +213,7 @@ def test_the_first_alarm_is_the_first_in_module_order(tmp_path: Path, rules: lis
         )
     root = write_tree(tmp_path / "repo", files)
     whole, _ = _whole(rules, root)
-    merged, _, _ = _in_parts(rules, root)
+    merged, _ = _in_parts(rules, root)
     assert merged == whole
     notes = {e.note for e in whole[1] if e.rule_id == "PST061"}
     assert notes and all("aws_cloudwatch_metric_alarm.m0" in note for note in notes)
@@ -240,38 +241,23 @@ def test_each_part_is_let_go_before_the_next_is_parsed(tmp_path: Path, rules: li
     files = {f"m{n:02}/main.tf": f'resource "aws_s3_bucket" "b{n}" {{\n}}\n' for n in range(12)}
     root = write_tree(tmp_path / "repo", files)
     found = discover([str(root)], str(root))
-    texts = {a.path: parse_artifact(a, 1 << 20)[1] for a in found.artifacts}
     mine: set[int] = set()
     alive: list[int] = []
+    kind = type(parse_artifact(found.artifacts[0], 1 << 20)[0])
 
     def parse(artifact: Artifact, text: str) -> object | None:
         # The documents (slotted, without weak references) this test made, still alive.
         gc.collect()
-        alive.append(sum(id(o) in mine for o in gc.get_objects() if type(o) is type(doc)))
+        alive.append(sum(id(o) in mine for o in gc.get_objects() if type(o) is kind))
         made = parse_text(artifact, text)
         mine.add(id(made))
         return made
 
-    doc = parse_text(found.artifacts[0], texts[found.artifacts[0].path])
-
-    judged = terraform_parts.judge_in_parts(
-        rules,
-        _terraform_rules(rules),
-        found.artifacts,
-        found.root,
-        texts,
-        parse,
-        True,
-        None,
-        set(),
-        frozenset(),
-        part_bytes=1,
-    )
+    merged, judged = _in_parts(rules, root, parse=parse)
     assert len(alive) == 12  # every module parsed (a freed one's address may be taken again)
     assert max(alive) == 0  # each module alone: none of the earlier ones is left
     assert len({f.location.path for _, f in judged.tagged[0]}) == 12
-    whole, _ = _whole(rules, root)
-    assert engine.merge([judged.tagged]) == whole
+    assert merged == _whole(rules, root)[0]
 
 
 def test_a_part_refuses_a_project_wide_question_it_was_not_given(tmp_path: Path) -> None:
@@ -292,14 +278,7 @@ def test_a_question_no_part_was_given_leaves_the_scan_to_one_project(
     root = write_tree(tmp_path / "repo", TREE)
     parts = scan_tree(root, jobs=1, evidence=True)
     monkeypatch.setattr(tf_predicates, "wide_answers", lambda project: {})
-    returned: list[Any] = []
-    real = scan_module._in_parts
-
-    def recorded(*args: Any) -> Any:
-        returned.append(real(*args))
-        return returned[-1]
-
-    monkeypatch.setattr(scan_module, "_in_parts", recorded)
+    returned = record_returns(monkeypatch, scan_module, "_in_parts")
     ordinary = scan_tree(root, jobs=1, evidence=True)
     assert returned == [None]
     assert_same_result(parts, ordinary)
@@ -312,14 +291,7 @@ def test_one_process_in_parts_finds_what_one_project_finds(
     """The command's own path (Terraform in parts, then the other kinds, nginx let go before
     the largest scopes) against every document in one project."""
     root = FIXTURES / fixture
-    returned: list[Any] = []
-    real = scan_module._in_parts
-
-    def recorded(*args: Any) -> Any:
-        returned.append(real(*args))
-        return returned[-1]
-
-    monkeypatch.setattr(scan_module, "_in_parts", recorded)
+    returned = record_returns(monkeypatch, scan_module, "_in_parts")
     parts = scan_tree(root, jobs=1, evidence=True, cache=False)
     assert returned and returned[0] is not None
     monkeypatch.setattr(scan_module, "_in_parts", lambda *args: None)
