@@ -97,7 +97,8 @@ _Obtained = tuple[object, str, bytes | None]
 
 
 # What the worker tells of each file it parsed: its problems, whether it failed, and what the
-# parent lacks: the text (without the cache the parent did not read it) and whether the pickle
+# parent lacks: the text when it has ignore comments (without the cache the parent did not read
+# it) and whether the pickle
 # follows (with the cache, of a document parsed rather than loaded). The pickles follow the
 # message each in a message of its own, in the order of these entries: inside the message they
 # were copied into it, and held twice by each process (70 MB more at 10,000 files).
@@ -227,7 +228,7 @@ def _here(
     problems: dict[str, list[Problem]] = {}
     documents: dict[str, object] = {}
     pickles: dict[str, bytes] = {}
-    sent: list[tuple[int, str, bytes | None]] = []
+    sent: list[tuple[int, bytes | None]] = []
     share: list[object] = []  # without the cache: the documents sent in one pickle
     # This process's Terraform share first, so that the worker has it when it wants it.
     if not here_tf:
@@ -241,11 +242,14 @@ def _here(
         if isinstance(doc, scanning._Failed):
             texts.pop(artifact.path, None)
         else:
-            texts[artifact.path] = text
+            # A Terraform text is wanted here only for its ignore comments: the worker makes
+            # the snippets of its findings (the cache has read every text already).
+            if not terraform or suppress.MARKER in text or plan.sources is not None:
+                texts[artifact.path] = text
             if blob is not None and plan.sources is not None:
                 pickles[artifact.path] = blob
             if terraform:
-                sent.append((index, text, blob))
+                sent.append((index, blob))
                 if plan.sources is None:
                     share.append(doc)
             else:
@@ -495,7 +499,7 @@ def _shared(plan: _Plan, inbox: Queue[Any], wait: bool = True) -> dict[str, obje
     share = iter(_load_together(together, len(sent)))
     del together  # loaded: the pickle is let go
     out: dict[str, object | None] = {}
-    for index, _, blob in sent:
+    for index, blob in sent:
         out[plan.artifacts[index].path] = scanning._load(blob) if blob is not None else next(share)
     return out
 
