@@ -86,7 +86,7 @@ def read_first(text: str) -> bool:
 def _escapes(text: str) -> bool:
     """Whether the text escapes characters (``\\u0061``; in JSON also ``\\/``), which can
     spell any name or path."""
-    return "\\u" in text or "\\U" in text or "\\/" in text
+    return "\\" in text and ("\\u" in text or "\\U" in text or "\\/" in text)
 
 
 def _marked(text: str, stage: tf_predicates.WideStage) -> bool:
@@ -154,8 +154,11 @@ def judge_in_parts(
     def files(directories: Iterable[str]) -> list[str]:
         return [p for d in directories for p in by_dir[d]]
 
+    escapes = {p for p in files(order) if _escapes(texts[p])}
     # First the files that can call other modules: every module's variables depend on them.
-    callers = [p for p in files(order) if may_call_modules(texts[p])]
+    callers = [
+        p for p in files(order) if p in escapes or ("./" in texts[p] and "source" in texts[p])
+    ]
     parse_files(callers)
     called: set[str] = set()
     for path in callers:
@@ -168,7 +171,7 @@ def judge_in_parts(
     # Then, for each project-wide question, the modules that can change its answer: the
     # first that settles it, or every one that names what it asks about.
     early: set[str] = set()
-    escaped = {d for d in order if any(_escapes(texts[p]) for p in by_dir[d])}
+    escaped = {posixpath.dirname(p) for p in escapes}
     for stages in tf_predicates.WIDE_QUESTIONS:
         for stage in stages:
             settled = False
