@@ -107,14 +107,14 @@ def judge_in_parts(
     marked: set[str],
     retained: frozenset[str],
     timings: dict[str, float] | None = None,
-    part_bytes: int = PART_BYTES,
+    part_bytes: int | None = None,
 ) -> Judged:
     """Judge the Terraform rules at ``indices`` on the Terraform files of ``texts`` (each file's
     text, by path), parsing each with ``parse``; ``texts`` is emptied as parts are judged (the
     findings get their snippets here). ``marked``: the files with an ignore comment, whose
     subjects of block scopes are kept as stubs. ``timings`` gets "parse.terraform" (parsing
-    the documents and letting them go), "project" and each rule's seconds. Raises PartialViewError where a part cannot be judged
-    alone."""
+    the documents and letting them go), "project" and each rule's seconds. Raises
+    PartialViewError where a part cannot be judged alone."""
     place = {a.path: i for i, a in enumerate(artifacts)}
     by_dir: dict[str, list[str]] = {}
     for path in sorted(texts, key=place.__getitem__):
@@ -218,11 +218,19 @@ def judge_in_parts(
         (d for d in order if d not in early),
         key=lambda d: not any(p in attempted for p in by_dir[d]),
     )
-    for group in _groups(rest, by_dir, texts, part_bytes):
+    # With a focus (pre-commit), a part none of whose directories holds a file in focus has no
+    # subject to judge (Project.part_of: a Terraform subject's part is its module's files):
+    # only the resources other families read are taken from it.
+    focused = None if focus is None else {posixpath.dirname(p) for p in focus}
+    limit = PART_BYTES if part_bytes is None else part_bytes
+    for group in _groups(rest, by_dir, texts, limit):
         parse_files(files(group))
         part = project_of(group, part=True)
         part.seed(answers)
-        judging.judge(part, files(group))
+        if focused is None or not focused.isdisjoint(group):
+            judging.judge(part, files(group))
+        else:
+            judging.skip(part, files(group))
         del part
         drop(files(group))
     return judging.result(place)
@@ -311,6 +319,13 @@ class _Parts:
 
             for scope in TERRAFORM_BLOCK_SCOPES:
                 self.stubs.setdefault(scope, []).extend(stubs(part, scope, mine))
+        for path in paths:
+            self.texts.pop(path, None)
+
+    def skip(self, part: Project, paths: Sequence[str]) -> None:
+        """A part with nothing to judge: what other families read of it, and its texts let
+        go."""
+        self.cross_family.update(part.cross_family_terraform())
         for path in paths:
             self.texts.pop(path, None)
 

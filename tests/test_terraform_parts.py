@@ -85,6 +85,10 @@ resource "aws_cloudwatch_composite_alarm" "any" {
 }
 
 
+# A resource other families read (CROSS_FAMILY_RESOURCES): a TLS front for PSX002.
+LISTENER_TF = 'resource "aws_lb_listener" "web" {\n  port     = 443\n  protocol = "HTTPS"\n}\n'
+
+
 def _terraform_rules(rules: list[Rule]) -> list[int]:
     return [i for i, rule in enumerate(rules) if rule.scope.startswith("terraform.")]
 
@@ -347,3 +351,65 @@ def test_progress_counts_every_file_once_in_parts(tmp_path: Path) -> None:
     total = len(TREE) + 1
     assert [done for done, _ in seen] == list(range(1, total + 1))
     assert {t for _, t in seen} == {total}
+
+
+def test_with_a_focus_only_the_parts_that_hold_it_are_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pre-commit run on one Terraform file: the other modules give only the resources other
+    families read, and the run finds what the ordinary way finds."""
+    root = write_tree(tmp_path / "repo", {**TREE, "m_lb/main.tf": LISTENER_TF})
+    only = frozenset({"a_app/main.tf"})
+    judged: list[list[str]] = []
+    skipped: list[list[str]] = []
+    real_judge, real_skip = terraform_parts._Parts.judge, terraform_parts._Parts.skip
+
+    def judge(self: Any, part: Project, paths: Any) -> None:
+        judged.append(sorted(paths))
+        real_judge(self, part, paths)
+
+    def skip(self: Any, part: Project, paths: Any) -> None:
+        skipped.append(sorted(paths))
+        real_skip(self, part, paths)
+
+    monkeypatch.setattr(terraform_parts._Parts, "judge", judge)
+    monkeypatch.setattr(terraform_parts._Parts, "skip", skip)
+    monkeypatch.setattr(terraform_parts, "PART_BYTES", 1)  # each module alone
+    returned = record_returns(monkeypatch, scan_module, "_in_parts")
+    parts = scan_tree(root, jobs=1, cache=False, evidence=True, only=only)
+    assert returned[0] is not None
+    assert ["a_app/main.tf"] in judged and ["m_lb/main.tf"] in skipped
+    assert parts.findings and {f.location.path for f in parts.findings} == set(only)
+    monkeypatch.setattr(scan_module, "_in_parts", lambda *args: None)
+    assert_same_result(parts, scan_tree(root, jobs=1, cache=False, evidence=True, only=only))
+
+
+def test_a_focus_on_compose_still_reads_the_terraform_resources_of_skipped_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Terraform part holds the file in focus, so none is judged; the compose database is
+    still backed up by the plan in one of them (PSC001 met), as the ordinary way finds."""
+    compose = (
+        "services:\n  db:\n    image: postgres:16\n    volumes: [data:/var/lib/postgresql/data]\n"
+    )
+    compose += "volumes:\n  data: {}\n"
+    backup = 'resource "aws_backup_plan" "nightly" {\n  name = "nightly"\n}\n'
+    root = write_tree(
+        tmp_path / "repo",
+        {**TREE, "app/docker-compose.yml": compose, "m_backup/main.tf": backup},
+    )
+    only = frozenset({"app/docker-compose.yml"})
+    judged: list[object] = []
+    real_judge = terraform_parts._Parts.judge
+
+    def judge(self: Any, part: Project, paths: Any) -> None:
+        judged.append(paths)
+        real_judge(self, part, paths)
+
+    monkeypatch.setattr(terraform_parts._Parts, "judge", judge)
+    monkeypatch.setattr(terraform_parts, "PART_BYTES", 1)
+    parts = scan_tree(root, jobs=1, cache=False, evidence=True, only=only)
+    assert len(judged) == 1  # the first part only (the modules the questions read first)
+    assert ("PSC001", "met") in {(e.rule_id, e.status) for e in parts.evidence}
+    monkeypatch.setattr(scan_module, "_in_parts", lambda *args: None)
+    assert_same_result(parts, scan_tree(root, jobs=1, cache=False, evidence=True, only=only))
