@@ -98,10 +98,10 @@ _Obtained = tuple[object, str, bytes | None]
 
 # What the worker tells of each file it parsed: its problems, whether it failed, and what the
 # parent lacks: the text when it has ignore comments (without the cache the parent did not read
-# it) and whether the pickle
-# follows (with the cache, of a document parsed rather than loaded). The pickles follow the
-# message each in a message of its own, in the order of these entries: inside the message they
-# were copied into it, and held twice by each process (70 MB more at 10,000 files).
+# it) and whether the pickle follows (with the cache, of a document parsed rather than loaded).
+# The pickles follow the message each in a message of its own, in the order of these entries:
+# inside the message they were copied into it, and held twice by each process (70 MB more at
+# 10,000 files).
 _Parsed = tuple[list[Problem], bool, str | None, bool]
 
 
