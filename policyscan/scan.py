@@ -84,13 +84,20 @@ def common_root(paths: Sequence[str]) -> str:
 
 def parse_artifact(artifact: Artifact, max_bytes: int) -> tuple[object, str]:
     """Read and parse one file; every failure becomes a Problem in the returned document."""
+    text = read_text(artifact, max_bytes)
+    if isinstance(text, Problem):
+        return _Failed(artifact, [text]), ""
+    return parse_text(artifact, text), text
+
+
+def read_text(artifact: Artifact, max_bytes: int) -> str | Problem:
+    """One file's text, or the Problem that says why it cannot be read."""
     from policyscan.source import Unreadable, decode, read_bytes
 
     try:
-        text = decode(artifact, read_bytes(artifact, max_bytes))
+        return decode(artifact, read_bytes(artifact, max_bytes))
     except Unreadable as exc:
-        return _Failed(artifact, [exc.problem]), ""
-    return parse_text(artifact, text), text
+        return exc.problem
 
 
 def parse_text(artifact: Artifact, text: str) -> object:
@@ -355,7 +362,6 @@ def _in_parts(
     from policyscan import suppress
     from policyscan.policy import engine
     from policyscan.project import READ_BY, PartialViewError, Project
-    from policyscan.source import Unreadable, decode, read_bytes
     from policyscan.terraform_parts import Stand, judge_in_parts
 
     max_bytes = options.discovery.max_bytes
@@ -372,11 +378,12 @@ def _in_parts(
     for artifact in artifacts:
         if artifact.kind is Kind.TERRAFORM:
             # Only read: parsed with its part.
-            try:
-                terraform[artifact.path] = decode(artifact, read_bytes(artifact, max_bytes))
-            except Unreadable as exc:
-                problems[artifact.path] = [exc.problem]
+            text = read_text(artifact, max_bytes)
+            if isinstance(text, Problem):
+                problems[artifact.path] = [text]
                 tick()  # no part parses it
+            else:
+                terraform[artifact.path] = text
     # The parts let go of their texts; those with an ignore comment are kept for it.
     marked = {path for path, text in terraform.items() if suppress.MARKER in text}
     kept = {path: terraform[path] for path in marked}

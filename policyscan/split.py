@@ -174,7 +174,11 @@ def scan_by_kind(
         return None
     here = _share_here(artifacts, terraform, sources)
     terraform_rules = [i for i, r in enumerate(rules) if r.scope.startswith("terraform.")]
-    read = {} if sources is not None else {i: _read(artifacts[i], max_bytes) for i in here}
+    read = (
+        {}
+        if sources is not None
+        else {i: scanning.read_text(artifacts[i], max_bytes) for i in here}
+    )
     # The files the worker's parts read first (terraform_parts.read_first) stay with it: it
     # would otherwise wait for this process's share before its first part.
     for index in list(here):
@@ -390,15 +394,6 @@ def _worker() -> None:
         send.send_bytes(pickles.pop())
 
 
-def _read(artifact: Artifact, max_bytes: int) -> str | Problem:
-    from policyscan.source import Unreadable, decode, read_bytes
-
-    try:
-        return decode(artifact, read_bytes(artifact, max_bytes))
-    except Unreadable as exc:
-        return exc.problem
-
-
 def _work(
     plan: _Plan, mine: list[int], inbox: Queue[Any], send: Connection
 ) -> tuple[tuple[Any, list[Problem], dict[str, _Parsed], dict[str, list[Subject]]], list[bytes]]:
@@ -416,7 +411,7 @@ def _work(
             failure = plan.sources.failed.get(artifact.path)
             text: str | Problem = failure or plan.sources.texts[artifact.path]
         elif index in mine_set:
-            text = _read(artifact, plan.max_bytes)
+            text = scanning.read_text(artifact, plan.max_bytes)
         else:
             text = plan.read[index]
         if isinstance(text, Problem):

@@ -32,6 +32,7 @@ from policyscan.model import Artifact, Finding, Kind, Problem
 from policyscan.policy import engine
 from policyscan.policy.predicates import terraform as tf_predicates
 from policyscan.project import PartialViewError, Project, TerraformModule, facts, local_calls
+from policyscan.scan import _with_snippet as with_snippet
 
 if TYPE_CHECKING:
     from array import array
@@ -67,7 +68,11 @@ class Judged:
 def may_call_modules(text: str) -> bool:
     """Whether the file can hold a ``module`` block with a relative source: the text has one
     (or hides it behind an escape)."""
-    return _escapes(text) or ("./" in text and "source" in text)
+    return _escapes(text) or _names_a_call(text)
+
+
+def _names_a_call(text: str) -> bool:
+    return "./" in text and "source" in text
 
 
 def read_first(text: str) -> bool:
@@ -166,9 +171,7 @@ def judge_in_parts(
 
     escapes = {p for p in files(order) if _escapes(texts[p])}
     # First the files that can call other modules: every module's variables depend on them.
-    callers = [
-        p for p in files(order) if p in escapes or ("./" in texts[p] and "source" in texts[p])
-    ]
+    callers = [p for p in files(order) if p in escapes or _names_a_call(texts[p])]
     parse_files(callers)
     called: set[str] = set()
     for path in callers:
@@ -309,7 +312,7 @@ class _Parts:
             if finding.location.path not in held:
                 # Its text is another part's: cannot be (a rule blames its own module).
                 raise PartialViewError("a Terraform finding outside its part")
-            findings.append((tag, _with_snippet(finding, self.texts, line_starts)))
+            findings.append((tag, with_snippet(finding, self.texts, line_starts)))
         self.parts.append(((findings, tagged[1], tagged[2]), self.runs))
         self.view_problems.extend(part.problems)
         self.cross_family.update(part.cross_family_terraform())
@@ -351,16 +354,12 @@ class _Parts:
             findings.extend((move(tag), item) for tag, item in found)
             evidence.extend((move(tag), item) for tag, item in shown)
             problems.extend((move(tag), item) for tag, item in failed)
-        findings.sort(key=_tag)
-        evidence.sort(key=_tag)
-        problems.sort(key=_tag)
+        findings.sort(key=engine._tag)
+        evidence.sort(key=engine._tag)
+        problems.sort(key=engine._tag)
         return Judged(
             (findings, evidence, problems), self.view_problems, self.cross_family, self.stubs
         )
-
-
-def _tag(item: tuple[engine._Tag, object]) -> engine._Tag:
-    return item[0]
 
 
 class _Mover:
@@ -390,14 +389,6 @@ class _Mover:
         local, whole = self.where[self.rules[r_index].scope]
         run = bisect_right(local, s_index) - 1
         return (r_index, whole[run] + s_index - local[run], k)
-
-
-def _with_snippet(
-    finding: Finding, texts: dict[str, str], line_starts: dict[str, array[int]]
-) -> Finding:
-    from policyscan.scan import _with_snippet as with_snippet
-
-    return with_snippet(finding, texts, line_starts)
 
 
 class Stand:
