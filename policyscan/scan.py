@@ -350,19 +350,21 @@ def _in_parts(
     texts: dict[str, str],
     clock: _Clock,
 ) -> tuple[Any, _Evaluated] | None:
-    """In one process: the Terraform rules judged a few modules at a time, each part's
-    documents let go before the next is parsed (terraform_parts.py), then the other rules on
-    the other documents, given the Terraform resources they read. None where the tree has no
-    Terraform, is shared among processes, or a part could not be judged alone (the caller
-    then scans the ordinary way)."""
-    if _jobs_for(options.jobs, len(artifacts)) != 1:
+    """The Terraform rules judged a few modules at a time, each part's documents let go before
+    the next is parsed (terraform_parts.py), then the other rules on the other documents, given
+    the Terraform resources they read. With more than one job, forked helpers judge the later
+    parts while this process judges the first and parses the other kinds. None where the tree
+    has no Terraform, or a part could not be judged alone (the caller then scans the ordinary
+    way)."""
+    jobs = _jobs_for(options.jobs, len(artifacts))
+    if jobs > 1 and not can_fork():
         return None
     if not any(a.kind is Kind.TERRAFORM for a in artifacts):
         return None
     from policyscan import suppress
     from policyscan.policy import engine
     from policyscan.project import READ_BY, PartialViewError, Project
-    from policyscan.terraform_parts import Stand, judge_in_parts
+    from policyscan.terraform_parts import Helpers, Stand, judge_in_parts
 
     max_bytes = options.discovery.max_bytes
     problems: dict[str, list[Problem]] = {}
@@ -398,6 +400,44 @@ def _in_parts(
 
     theirs = [i for i, rule in enumerate(rules) if rule.scope.startswith("terraform.")]
     rest = [i for i, rule in enumerate(rules) if not rule.scope.startswith("terraform.")]
+    documents: dict[str, object] = {}
+    others = 0.0  # seconds parsing the other kinds
+
+    def parse_others() -> None:
+        nonlocal others
+        begun = time.perf_counter()
+        # nginx last: its documents go first (below), and what is freed together comes back.
+        for artifact in sorted(artifacts, key=lambda a: a.kind is Kind.NGINX):
+            if artifact.kind is Kind.TERRAFORM:
+                continue
+            started = time.perf_counter() if per_kind else 0.0
+            doc, text = parse_artifact(artifact, max_bytes)
+            if per_kind:
+                _add_kind_time(clock, artifact, time.perf_counter() - started)
+            problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
+            if not isinstance(doc, _Failed):
+                documents[artifact.path] = doc
+                texts[artifact.path] = text
+            tick()
+        others = time.perf_counter() - begun
+
+    def absorb(report: object) -> None:
+        for path, found in report.items():  # type: ignore[attr-defined]
+            problems[path] = found
+            tick()
+
+    helpers = None
+    if jobs > 1:
+        from policyscan.split import terraform_equivalent
+
+        other_bytes = sum(_size(a) for a in artifacts if a.kind is not Kind.TERRAFORM)
+        helpers = Helpers(
+            jobs - 1,
+            terraform_equivalent(other_bytes),
+            parse_others,
+            lambda paths: {p: problems[p] for p in paths if p in problems},
+            absorb,
+        )
     try:
         # Terraform first: its parts come and go before the other documents are parsed.
         started = time.perf_counter()
@@ -413,24 +453,13 @@ def _in_parts(
             marked,
             suppress.scopes_read(kept.values()),
             timings,
+            helpers=helpers,
         )
-        in_parts = time.perf_counter() - started
+        in_parts = time.perf_counter() - started - others
     except PartialViewError:
         return None
-    documents: dict[str, object] = {}
-    # nginx last: its documents go first (below), and what is freed together comes back.
-    for artifact in sorted(artifacts, key=lambda a: a.kind is Kind.NGINX):
-        if artifact.kind is Kind.TERRAFORM:
-            continue
-        started = time.perf_counter() if per_kind else 0.0
-        doc, text = parse_artifact(artifact, max_bytes)
-        if per_kind:
-            _add_kind_time(clock, artifact, time.perf_counter() - started)
-        problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
-        if not isinstance(doc, _Failed):
-            documents[artifact.path] = doc
-            texts[artifact.path] = text
-        tick()
+    if helpers is None:
+        parse_others()
     clock.lap("parse")
     project = Project(
         root,
@@ -558,6 +587,13 @@ def _parsed(
         if progress is not None:
             progress(done, total)
         yield artifact, text, doc
+
+
+def _size(artifact: Artifact) -> int:
+    try:
+        return os.path.getsize(artifact.abspath)
+    except OSError:
+        return 0
 
 
 def _add_kind_time(clock: _Clock, artifact: Artifact, seconds: float) -> None:

@@ -16,12 +16,17 @@ way, so a new project-wide question can cost memory, never a wrong answer.
 
 The items come back tagged as one project of all the modules would tag them (engine.merge):
 each subject's place in its scope is worked out once every part has told how many subjects
-each of its files made.
+each of its files made. That is also what lets other processes judge some of the parts
+(``Helpers``): forked once the first modules are judged and the answers known, each judges a
+run of the later parts and sends back what they made, which is merged as if judged here.
 """
 
 from __future__ import annotations
 
+import gc
+import os
 import posixpath
+import signal
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -36,6 +41,8 @@ from policyscan.scan import _with_snippet as with_snippet
 
 if TYPE_CHECKING:
     from array import array
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
     from policyscan.policy.loader import Rule
     from policyscan.project import Subject
@@ -53,6 +60,20 @@ _TERRAFORM = frozenset({Kind.TERRAFORM})
 
 # The document of a file, or None when it failed (the caller keeps its problems).
 Parse = Callable[[Artifact, str], object | None]
+
+
+@dataclass(frozen=True)
+class Helpers:
+    """Processes forked to judge the later parts, a run of parts each, while this one judges
+    the first (and then does ``meanwhile``)."""
+
+    count: int  # processes besides this one
+    # The rest of this process's work before it needs the helpers' results (the other kinds'
+    # parsing), in bytes of Terraform that cost as much: it takes fewer parts for it.
+    here_bytes: int
+    meanwhile: Callable[[], None]  # that work, done once this process's parts are judged
+    report: Callable[[list[str]], object]  # in a helper: what parse recorded of these files
+    absorb: Callable[[object], None]  # here: a helper's report
 
 
 @dataclass
@@ -113,13 +134,15 @@ def judge_in_parts(
     retained: frozenset[str],
     timings: dict[str, float] | None = None,
     part_bytes: int | None = None,
+    helpers: Helpers | None = None,
 ) -> Judged:
     """Judge the Terraform rules at ``indices`` on the Terraform files of ``texts`` (each file's
     text, by path), parsing each with ``parse``; ``texts`` is emptied as parts are judged (the
     findings get their snippets here). ``marked``: the files with an ignore comment, whose
     subjects of block scopes are kept as stubs. ``timings`` gets "parse.terraform" (parsing
-    the documents and letting them go), "project" and each rule's seconds. Raises
-    PartialViewError where a part cannot be judged alone."""
+    the documents and letting them go), "project" and each rule's seconds, of this process.
+    With ``helpers``, the later parts are judged in forked processes (see Helpers). Raises
+    PartialViewError where a part cannot be judged alone, or a helper failed."""
     place = {a.path: i for i, a in enumerate(artifacts)}
     by_dir: dict[str, list[str]] = {}
     for path in sorted(texts, key=place.__getitem__):
@@ -226,7 +249,8 @@ def judge_in_parts(
     # only the resources other families read are taken from it.
     focused = None if focus is None else {posixpath.dirname(p) for p in focus}
     limit = PART_BYTES if part_bytes is None else part_bytes
-    for group in _groups(rest, by_dir, texts, limit):
+
+    def judge_group(group: list[str]) -> None:
         parse_files(files(group))
         part = project_of(group, part=True)
         part.seed(answers)
@@ -236,7 +260,134 @@ def judge_in_parts(
             judging.skip(part, files(group))
         del part
         drop(files(group))
+
+    groups = _groups(rest, by_dir, texts, limit)
+    if helpers is None:
+        for group in groups:
+            judge_group(group)
+        return judging.result(place)
+    sizes = [sum(len(texts[p]) for p in files(group)) for group in groups]
+    mine, *theirs = _share_out(groups, sizes, helpers.count, helpers.here_bytes)
+    running = _fork(
+        [run for run in theirs if run], judging, judge_group, files, docs, texts, helpers
+    )
+    try:
+        for group in mine:
+            judge_group(group)
+        helpers.meanwhile()
+        for _, receive in running:
+            judging.absorb(_received(receive), helpers)
+    finally:
+        for process, receive in running:
+            receive.close()
+            if process.is_alive():  # given up here, or interrupted
+                process.kill()
+            process.join()
     return judging.result(place)
+
+
+def _share_out(
+    groups: list[list[str]], sizes: list[int], count: int, here_bytes: int
+) -> list[list[list[str]]]:
+    """The groups in ``count + 1`` runs, in order, this process's first, of about the same
+    cost once this process's other work (``here_bytes``) is counted with its run."""
+    runs: list[list[list[str]]] = [[] for _ in range(count + 1)]
+    each = (sum(sizes) + here_bytes) / (count + 1)
+    at = here_bytes
+    for group, size in zip(groups, sizes, strict=True):
+        runs[min(count, int((at + size / 2) // each) if each else 0)].append(group)
+        at += size
+    return runs
+
+
+_Running = list[tuple["BaseProcess", "Connection"]]  # each helper, and where it sends
+
+
+def _fork(
+    runs: list[list[list[str]]],
+    judging: _Parts,
+    judge_group: Callable[[list[str]], None],
+    files: Callable[[Iterable[str]], list[str]],
+    docs: dict[str, object],
+    texts: dict[str, str],
+    helpers: Helpers,
+) -> _Running:
+    """A helper forked for each run; this process lets go of their texts and documents.
+    PartialViewError where one cannot be started."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    running: _Running = []
+    for run in runs:
+        paths = files(d for group in run for d in group)
+        receive, send = context.Pipe(duplex=False)
+
+        def work(
+            run: list[list[str]] = run, paths: list[str] = paths, send: Connection = send
+        ) -> None:
+            _help(run, paths, send, judging, judge_group, docs, texts, helpers)
+
+        process = context.Process(target=work, daemon=True)
+        try:
+            process.start()
+        except OSError:
+            receive.close()
+            send.close()
+            for started, connection in running:
+                started.kill()
+                connection.close()
+            raise PartialViewError("a helper could not be started") from None
+        send.close()  # the helper's end: with it closed here, a dead helper reads as EOF
+        running.append((process, receive))
+        for path in paths:
+            texts.pop(path, None)
+            docs.pop(path, None)
+    return running
+
+
+def _help(
+    run: list[list[str]],
+    paths: list[str],
+    send: Connection,
+    judging: _Parts,
+    judge_group: Callable[[list[str]], None],
+    docs: dict[str, object],
+    texts: dict[str, str],
+    helpers: Helpers,
+) -> None:
+    """In a helper: judge its run of parts, send what they made."""
+    from policyscan.cache import dumps
+
+    gc.disable()  # as in scan: nothing cyclic to collect in a helper's lifetime
+    # Ctrl-C is the parent's to handle (it stops the helpers): no traceback from here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    mine = set(paths)
+    for held in (docs, texts):
+        for path in [p for p in held if p not in mine]:
+            del held[path]
+    judging.start_over()
+    try:
+        for group in run:
+            judge_group(group)
+        message = dumps(("ok", judging.made(), helpers.report(paths)))
+    except Exception:
+        if os.environ.get("POLICYSCAN_DEBUG"):
+            raise
+        message = dumps(("failed",))  # the caller scans the ordinary way
+    send.send_bytes(message)
+
+
+def _received(receive: Connection) -> tuple[_Made, object]:
+    """A helper's parts and report; PartialViewError when it failed or died."""
+    from policyscan.cache import loads
+
+    try:
+        message = loads(receive.recv_bytes())
+    except (EOFError, OSError):
+        raise PartialViewError("a helper ended without its parts") from None
+    if message[0] != "ok":
+        raise PartialViewError("a helper could not judge its parts")
+    return message[1], message[2]
 
 
 def _groups(
@@ -252,6 +403,16 @@ def _groups(
         groups[-1].append(directory)
         size += sum(len(texts[p]) for p in by_dir[directory])
     return groups
+
+
+# What the parts judged by one process made: each part's tagged items with its runs, the view's
+# problems, the resources other families read, the stubs (_Parts).
+_Made = tuple[
+    list[tuple[engine._Tagged, dict[str, list[tuple[str, int]]]]],
+    list[Problem],
+    dict[str, TerraformModule],
+    dict[str, list["Subject"]],
+]
 
 
 class _Parts:
@@ -281,6 +442,26 @@ class _Parts:
         self.view_problems: list[Problem] = []
         self.cross_family: dict[str, TerraformModule] = {}
         self.stubs: dict[str, list[Subject]] = {}
+
+    def start_over(self) -> None:
+        """In a helper: forget what this process had judged before the fork."""
+        self.parts = []
+        self.view_problems = []
+        self.cross_family = {}
+        self.stubs = {}
+
+    def made(self) -> _Made:
+        return self.parts, self.view_problems, self.cross_family, self.stubs
+
+    def absorb(self, received: tuple[_Made, object], helpers: Helpers) -> None:
+        """A helper's parts, after this process's own (they came later in the order)."""
+        (parts, view_problems, cross_family, stubs), report = received
+        self.parts.extend(parts)
+        self.view_problems.extend(view_problems)
+        self.cross_family.update(cross_family)
+        for scope, subjects in stubs.items():
+            self.stubs.setdefault(scope, []).extend(subjects)
+        helpers.absorb(report)
 
     def observe(self, scope: str, subjects: list[Subject]) -> None:
         if scope in self.runs:  # built again after a release: the same subjects

@@ -122,9 +122,11 @@ def _cli(*args: str) -> tuple[int, str]:
 
 
 def _no_split(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two processes without the cache split the scan by kind (test_split.py): these tests are
-    about the other ways of sharing it."""
+    """Without the cache, processes split a tree with Terraform by kind (test_split.py) or
+    judge its Terraform in parts (test_terraform_parts.py): these tests are about the other
+    ways of sharing a scan, those of a tree without Terraform."""
     monkeypatch.setattr(scan_module, "_split", lambda *args: None)
+    monkeypatch.setattr(scan_module, "_in_parts", lambda *args: None)
 
 
 def test_pool_gives_the_same_result_as_one_process(

@@ -5,6 +5,7 @@ the documents of each part are let go before the next is parsed."""
 from __future__ import annotations
 
 import gc
+import os
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,7 @@ def _in_parts(
     part_bytes: int = 1,
     evidence: bool = True,
     parse: terraform_parts.Parse = _parsed,
+    helpers: terraform_parts.Helpers | None = None,
 ) -> tuple[Any, terraform_parts.Judged]:
     """The Terraform rules judged in parts (each module alone, by default): merged, and what
     judge_in_parts returned."""
@@ -123,6 +125,7 @@ def _in_parts(
         set(),
         frozenset(),
         part_bytes=part_bytes,
+        helpers=helpers,
     )
     assert texts == {}  # each part let go of its texts
     return engine.merge([judged.tagged]), judged
@@ -413,3 +416,182 @@ def test_a_focus_on_compose_still_reads_the_terraform_resources_of_skipped_parts
     assert ("PSC001", "met") in {(e.rule_id, e.status) for e in parts.evidence}
     monkeypatch.setattr(scan_module, "_in_parts", lambda *args: None)
     assert_same_result(parts, scan_tree(root, jobs=1, cache=False, evidence=True, only=only))
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_helpers_judge_the_later_parts_as_one_project_would(
+    tmp_path: Path, rules: list[Rule], count: int
+) -> None:
+    """Forked processes judge the later parts and send what they made: merged with this
+    process's parts, it is what one project of every module gives."""
+    # Resources other families read, in a module of this process's and in a helper's.
+    tree = {**TREE, "a_app/lb.tf": LISTENER_TF, "y_web/main.tf": LISTENER_TF}
+    root = write_tree(tmp_path / "repo", tree)
+    whole, project = _whole(rules, root)
+    parsed_by: dict[str, int] = {}
+
+    def parse(artifact: Artifact, text: str) -> object | None:
+        parsed_by[artifact.path] = os.getpid()
+        return _parsed(artifact, text)
+
+    reports: list[Any] = []
+    meanwhile: list[int] = []
+    helpers = terraform_parts.Helpers(
+        count,
+        0,
+        lambda: meanwhile.append(os.getpid()),
+        lambda paths: {p: parsed_by[p] for p in paths if p in parsed_by},
+        reports.append,
+    )
+    merged, judged = _in_parts(rules, root, 1, parse=parse, helpers=helpers)
+    assert merged[0] == whole[0]
+    assert merged[1] == whole[1]
+    assert merged[2] == whole[2]
+    assert judged.cross_family == project.cross_family_terraform()
+    assert list(judged.cross_family) == list(project.cross_family_terraform())  # in order
+    assert len(judged.cross_family) == 2
+    assert judged.view_problems == project.problems
+    assert meanwhile == [os.getpid()]  # here, once
+    # Each helper parsed its own files, in a process of its own.
+    assert len(reports) == count
+    pids = [set(report.values()) for report in reports]
+    assert all(len(p) == 1 for p in pids)
+    assert len(set.union(*pids)) == count and os.getpid() not in set.union(*pids)
+
+
+def test_parts_are_shared_out_by_cost_this_process_first() -> None:
+    groups = [[f"m{i}"] for i in range(10)]
+    sizes = [10] * 10
+    assert terraform_parts._share_out(groups, sizes, 1, 0) == [groups[:5], groups[5:]]
+    # This process has other work worth 40 bytes of Terraform: it takes fewer parts.
+    assert terraform_parts._share_out(groups, sizes, 1, 40) == [groups[:3], groups[3:]]
+    assert terraform_parts._share_out(groups, sizes, 2, 0) == [
+        groups[:3],
+        groups[3:7],
+        groups[7:],
+    ]
+    # More other work than Terraform: every part to the helpers.
+    assert terraform_parts._share_out(groups, sizes, 1, 1000) == [[], groups]
+
+
+# A Terraform-only tree of TREE's modules, with a file too large to read.
+ONLY_TERRAFORM = {**TREE, "big/main.tf": "# " + "x" * 400 + "\n"}
+
+
+def _forced_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Processes for a tree far too small for them."""
+    monkeypatch.setattr(scan_module, "_jobs_for", lambda jobs, files: jobs)
+
+
+def _scan_limited(root: Path, jobs: int, **changes: Any) -> Any:
+    import dataclasses
+
+    from policyscan.scan import scan
+
+    rules, options = scan_options(root, jobs=jobs, cache=False, evidence=True, **changes)
+    options = dataclasses.replace(
+        options, discovery=dataclasses.replace(options.discovery, max_bytes=300)
+    )
+    return scan(rules, options)
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_processes_judge_a_terraform_tree_in_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    """A tree of Terraform alone (no other kind to split it by): each process judges some of
+    its parts, and the scan finds what one process finds, problems and progress included."""
+    root = write_tree(tmp_path / "repo", ONLY_TERRAFORM)
+    monkeypatch.setattr(terraform_parts, "PART_BYTES", 1)  # a part per module
+    plain = _scan_limited(root, 1)
+    _forced_jobs(monkeypatch)
+    returned = record_returns(monkeypatch, scan_module, "_in_parts")
+    marks = tmp_path / "judged-by"
+    marks.mkdir()
+    real = terraform_parts._Parts.judge
+
+    def judge(self: Any, part: Project, paths: Any) -> None:
+        (marks / str(os.getpid())).touch()  # seen from every process
+        real(self, part, paths)
+
+    monkeypatch.setattr(terraform_parts._Parts, "judge", judge)
+    seen: list[int] = []
+    shared = _scan_limited(root, jobs, progress=lambda done, total: seen.append(done))
+    assert returned and returned[0] is not None
+    assert {p.code for p in shared.problems} >= {"too-large", "parse-error"}
+    assert plain.findings and plain.evidence
+    assert_same_result(shared, plain)
+    assert seen == list(range(1, len(ONLY_TERRAFORM) + 1))
+    judged_by = {int(mark.name) for mark in marks.iterdir()}
+    assert os.getpid() in judged_by and len(judged_by) == jobs
+
+
+def _fails_in_a_helper(parent: int) -> Any:
+    real = terraform_parts._Parts.judge
+
+    def judge(self: Any, part: Project, paths: Any) -> None:
+        if os.getpid() != parent:
+            raise ValueError("a bug in a helper")
+        real(self, part, paths)
+
+    return judge
+
+
+def _dies_in_a_helper(parent: int) -> Any:
+    real = terraform_parts._Parts.judge
+
+    def judge(self: Any, part: Project, paths: Any) -> None:
+        if os.getpid() != parent:
+            os._exit(3)
+        real(self, part, paths)
+
+    return judge
+
+
+@pytest.mark.parametrize("how", [_fails_in_a_helper, _dies_in_a_helper])
+def test_a_lost_helper_leaves_the_scan_to_the_ordinary_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: Any
+) -> None:
+    root = write_tree(tmp_path / "repo", ONLY_TERRAFORM)
+    monkeypatch.setattr(terraform_parts, "PART_BYTES", 1)
+    plain = _scan_limited(root, 1)
+    _forced_jobs(monkeypatch)
+    monkeypatch.delenv("POLICYSCAN_DEBUG", raising=False)
+    monkeypatch.setattr(terraform_parts._Parts, "judge", how(os.getpid()))
+    returned = record_returns(monkeypatch, scan_module, "_in_parts")
+    after = _scan_limited(root, 2)
+    assert returned == [None]  # given up: scanned the ordinary way
+    assert_same_result(after, plain)
+
+
+def test_a_tree_mostly_of_terraform_is_judged_in_parts_not_split_by_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the other kinds too few to keep this process busy, it would parse most of the
+    Terraform for the worker: both judge parts instead, and find what one process finds."""
+    from policyscan import split as split_module
+
+    tree = {
+        **TREE,
+        "app/docker-compose.yml": "services:\n  web:\n    image: nginx\n",
+        "app/.env": "DEBUG=true\n",
+    }
+    root = write_tree(tmp_path / "repo", tree)
+    monkeypatch.setattr(terraform_parts, "PART_BYTES", 1)
+    plain = _scan_limited(root, 1)
+    _forced_jobs(monkeypatch)
+    monkeypatch.setattr(split_module, "_SHARE_MEGABYTES", 0.0)  # a small tree's share counts
+    by_kind = record_returns(monkeypatch, split_module, "scan_by_kind")
+    in_parts = record_returns(monkeypatch, scan_module, "_in_parts")
+    shared = _scan_limited(root, 2)
+    assert by_kind == [None] and in_parts and in_parts[0] is not None
+    assert plain.findings and {f.location.path for f in plain.findings} >= {"app/.env"}
+    assert_same_result(shared, plain)
+    # With enough other work, the split by kind stays.
+    monkeypatch.setattr(split_module, "_SHARE_MOST", 1.0)
+    by_kind.clear()
+    assert_same_result(_scan_limited(root, 2), plain)
+    assert by_kind and by_kind[0] is not None
