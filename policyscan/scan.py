@@ -342,6 +342,30 @@ def _split(
     return done.project, evaluated, done.pickles
 
 
+@dataclass
+class _FromCache:
+    """With the cache: each readable file's key, the problem of each file that could not be
+    read, and the pickle of each document whose key is unchanged; ``entries`` gets the cache
+    entry of every document taken (loaded or parsed), as _documents makes them."""
+
+    keys: dict[str, str]
+    failed: dict[str, Problem]
+    unchanged: dict[str, bytes]
+    entries: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+    def document(self, artifact: Artifact, text: str) -> object:
+        blob = self.unchanged.get(artifact.path)
+        doc = _load(blob) if blob is not None else None
+        if doc is None:
+            doc = parse_text(artifact, text)
+            # Pickled now: evaluation may annotate the document afterwards. One that did not
+            # load from its entry is not stored again (it would not load next time either).
+            blob = None if blob is not None or isinstance(doc, _Failed) else _dumps(doc)
+        if blob is not None:
+            self.entries[artifact.path] = (self.keys[artifact.path], blob)
+        return doc
+
+
 def _in_parts(
     rules: Sequence[Rule],
     options: ScanOptions,
@@ -349,13 +373,15 @@ def _in_parts(
     artifacts: list[Artifact],
     texts: dict[str, str],
     clock: _Clock,
+    cached: _FromCache | None = None,
 ) -> tuple[Any, _Evaluated] | None:
     """The Terraform rules judged a few modules at a time, each part's documents let go before
     the next is parsed (terraform_parts.py), then the other rules on the other documents, given
     the Terraform resources they read. With more than one job, forked helpers judge the later
-    parts while this process judges the first and parses the other kinds. None where the tree
-    has no Terraform, or a part could not be judged alone (the caller then scans the ordinary
-    way)."""
+    parts while this process judges the first and parses the other kinds. With the cache
+    (``cached``), ``texts`` holds every readable file's text already, and documents are loaded
+    from the cache where they can be. None where the tree has no Terraform, or a part could not
+    be judged alone (the caller then scans the ordinary way; ``texts`` may have lost some)."""
     jobs = _jobs_for(options.jobs, len(artifacts))
     if jobs > 1 and not can_fork():
         return None
@@ -370,17 +396,25 @@ def _in_parts(
     problems: dict[str, list[Problem]] = {}
     terraform: dict[str, str] = {}
     done = 0  # files parsed (or not to be), for options.progress
+    # With the cache, progress was told as the files were read and hashed.
+    progress = options.progress if cached is None else None
 
     def tick() -> None:
         nonlocal done
         done += 1
-        if options.progress is not None:
-            options.progress(done, len(artifacts))
+        if progress is not None:
+            progress(done, len(artifacts))
+
+    def obtain(artifact: Artifact, text: str) -> object:
+        return parse_text(artifact, text) if cached is None else cached.document(artifact, text)
 
     for artifact in artifacts:
         if artifact.kind is Kind.TERRAFORM:
             # Only read: parsed with its part.
-            text = read_text(artifact, max_bytes)
+            if cached is None:
+                text = read_text(artifact, max_bytes)
+            else:
+                text = cached.failed.get(artifact.path) or texts.pop(artifact.path)
             if isinstance(text, Problem):
                 problems[artifact.path] = [text]
                 tick()  # no part parses it
@@ -393,7 +427,7 @@ def _in_parts(
     timings: dict[str, float] | None = {} if per_kind else None
 
     def parse(artifact: Artifact, text: str) -> object | None:
-        doc = parse_text(artifact, text)
+        doc = obtain(artifact, text)
         problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
         tick()
         return None if isinstance(doc, _Failed) else doc
@@ -411,19 +445,33 @@ def _in_parts(
             if artifact.kind is Kind.TERRAFORM:
                 continue
             started = time.perf_counter() if per_kind else 0.0
-            doc, text = parse_artifact(artifact, max_bytes)
+            if cached is None:
+                doc, text = parse_artifact(artifact, max_bytes)
+            elif artifact.path in cached.failed:
+                doc, text = _Failed(artifact, [cached.failed[artifact.path]]), ""
+            else:
+                text = texts[artifact.path]
+                doc = obtain(artifact, text)
             if per_kind:
                 _add_kind_time(clock, artifact, time.perf_counter() - started)
             problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
             if not isinstance(doc, _Failed):
                 documents[artifact.path] = doc
                 texts[artifact.path] = text
+            else:
+                texts.pop(artifact.path, None)
             tick()
         others = time.perf_counter() - begun
 
-    def absorb(report: object) -> None:
-        for path, found in report.items():  # type: ignore[attr-defined]
+    def report(paths: list[str]) -> dict[str, tuple[list[Problem], tuple[str, bytes] | None]]:
+        entries = cached.entries if cached is not None else {}
+        return {p: (problems[p], entries.get(p)) for p in paths if p in problems}
+
+    def absorb(got: object) -> None:
+        for path, (found, entry) in got.items():  # type: ignore[attr-defined]
             problems[path] = found
+            if entry is not None and cached is not None:
+                cached.entries[path] = entry
             tick()
 
     helpers = None
@@ -435,7 +483,7 @@ def _in_parts(
             jobs - 1,
             terraform_equivalent(other_bytes),
             parse_others,
-            lambda paths: {p: problems[p] for p in paths if p in problems},
+            report,
             absorb,
         )
     try:
@@ -781,10 +829,12 @@ def _scan_cached(
     texts: dict[str, str],
     store: ScanCache,
     clock: _Clock,
+    in_parts_allowed: bool = True,
 ) -> tuple[Any, _Evaluated]:
     """The scan with the cache: read and hash every file here; if the tree and the rules are
     as last time, take the rule results as they were; otherwise take each unchanged file's
-    document as it was, parse the others, and evaluate."""
+    document as it was, parse the others, and evaluate (Terraform in parts where it can be,
+    see _in_parts)."""
     from policyscan import cache
     from policyscan.source import Unreadable, decode, read_bytes
 
@@ -836,9 +886,22 @@ def _scan_cached(
 
     packed = store.load_documents()
     by_kind = _split_cached(rules, options, root, artifacts, keys, failed, texts, packed, clock)
+    in_parts = None
     if by_kind is not None:
         project, evaluated, fresh = by_kind
-    else:
+    elif in_parts_allowed:
+        source = _FromCache(
+            {a.path: k for a, k in zip(artifacts, keys, strict=True) if k is not None},
+            failed,
+            _unchanged(artifacts, keys, packed),
+        )
+        in_parts = _in_parts(rules, options, root, artifacts, texts, clock, source)
+        if in_parts is None:
+            # A part could not be judged alone, and some texts went with the parts: read again.
+            return _scan_cached(rules, options, root, artifacts, texts, store, clock, False)
+        project, evaluated = in_parts
+        fresh = {a.path: source.entries[a.path] for a in artifacts if a.path in source.entries}
+    if by_kind is None and in_parts is None:
         docs, parse_problems, fresh = documents()
         # Documents are taken before evaluation, which may annotate them.
         project, evaluated = _evaluate(rules, root, artifacts, docs, texts, clock, options)

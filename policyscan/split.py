@@ -187,7 +187,7 @@ def scan_by_kind(
     if not scanning.can_fork() or not terraform or len(terraform) == len(artifacts):
         return None
     here = _share_here(artifacts, terraform, sources)
-    if sources is None and _mostly_terraform(artifacts, terraform, here):
+    if _mostly_terraform(artifacts, terraform, here):
         return None  # judged in parts by both processes instead (scan._in_parts)
     terraform_rules = [i for i, r in enumerate(rules) if r.scope.startswith("terraform.")]
     read = (
@@ -356,9 +356,11 @@ def _mostly_terraform(artifacts: list[Artifact], terraform: list[int], here: set
     10,322-file tree (a share of 0.24 of the Terraform: the split ran 4.66 s against 5.2 s for
     both in parts, the same memory), the same without its nginx files (0.43: even) and also
     without half its compose files (0.51: 4.0-4.2 s and 179 MB against 3.8 s and 140 MB), and
-    with one compose file (0.69: 3.7-3.8 s and 193 MB against 2.6-2.8 s and 64 MB). The corpus
-    (0.53 of 3.2 MB) is faster split (0.71 s against 0.88 s): below a few parts, holding the
-    share costs little and the parts' planning, done before the fork, more."""
+    with one compose file (0.69: 3.7-3.8 s and 193 MB against 2.6-2.8 s and 64 MB; with a cold
+    cache 4.5-5.0 s and 203 MB against 3.1-3.3 s and 100 MB, and with one file changed since
+    the cache was written 2.5 s and 301 MB against 1.3 s and 137 MB). The corpus (0.53 of 3.2
+    MB) is faster split (0.71 s against 0.88 s): below a few parts, holding the share costs
+    little and the parts' planning, done before the fork, more."""
     if not here:
         return False
     sizes = {i: _megabytes(artifacts[i]) for i in terraform}

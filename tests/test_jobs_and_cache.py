@@ -320,28 +320,35 @@ def test_results_cached_without_evidence_do_not_answer_the_checklist(tmp_path: P
     assert _cli("checklist", str(root), "--format", "json") == first
 
 
-def test_a_warm_scan_parses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = _small_repo(tmp_path / "repo")
-    _scan(root, cache=True)
-
+def _no_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_parse(*args: Any) -> Any:
         raise AssertionError("parsed although nothing changed")
 
     monkeypatch.setattr(scan_module, "parse_text", no_parse)
     monkeypatch.setattr(scan_module, "parse_artifact", no_parse)
+
+
+def test_a_warm_scan_parses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _small_repo(tmp_path / "repo")
+    _scan(root, cache=True)
+    _no_parsing(monkeypatch)
     timings: dict[str, float] = {}
     _scan(root, cache=True, timings=timings)
     assert "rules" not in timings  # answered from the results, not evaluated
 
 
-def test_documents_are_reused_when_only_the_rules_change(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_documents_are_reused_when_only_the_rules_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
     root = _small_repo(tmp_path / "repo")
-    rules, options = _options(root, cache=True)
+    monkeypatch.setattr(scan_module, "_jobs_for", lambda jobs, files: jobs)  # a small tree
+    rules, options = _options(root, cache=True, jobs=jobs)
     scan(rules, options)
     fewer = [r for r in rules if not r.id.startswith("PSC")]
-    timings: dict[str, float] = {}
-    cached = scan(fewer, dataclasses.replace(options, timings=timings))
-    assert not any(k.startswith("parse.") for k in timings)  # every document from the cache
+    with monkeypatch.context() as patched:
+        _no_parsing(patched)  # every document from the cache
+        cached = scan(fewer, options)
     _assert_same(scan(fewer, dataclasses.replace(options, cache=False)), cached)
 
 

@@ -486,12 +486,12 @@ def _forced_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scan_module, "_jobs_for", lambda jobs, files: jobs)
 
 
-def _scan_limited(root: Path, jobs: int, **changes: Any) -> Any:
+def _scan_limited(root: Path, jobs: int, cache: bool = False, **changes: Any) -> Any:
     import dataclasses
 
     from policyscan.scan import scan
 
-    rules, options = scan_options(root, jobs=jobs, cache=False, evidence=True, **changes)
+    rules, options = scan_options(root, jobs=jobs, cache=cache, evidence=True, **changes)
     options = dataclasses.replace(
         options, discovery=dataclasses.replace(options.discovery, max_bytes=300)
     )
@@ -567,8 +567,9 @@ def test_a_lost_helper_leaves_the_scan_to_the_ordinary_way(
     assert_same_result(after, plain)
 
 
+@pytest.mark.parametrize("cache", [False, True])
 def test_a_tree_mostly_of_terraform_is_judged_in_parts_not_split_by_kind(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
 ) -> None:
     """With the other kinds too few to keep this process busy, it would parse most of the
     Terraform for the worker: both judge parts instead, and find what one process finds."""
@@ -586,12 +587,83 @@ def test_a_tree_mostly_of_terraform_is_judged_in_parts_not_split_by_kind(
     monkeypatch.setattr(split_module, "_SHARE_MEGABYTES", 0.0)  # a small tree's share counts
     by_kind = record_returns(monkeypatch, split_module, "scan_by_kind")
     in_parts = record_returns(monkeypatch, scan_module, "_in_parts")
-    shared = _scan_limited(root, 2)
+    shared = _scan_limited(root, 2, cache=cache)
     assert by_kind == [None] and in_parts and in_parts[0] is not None
     assert plain.findings and {f.location.path for f in plain.findings} >= {"app/.env"}
     assert_same_result(shared, plain)
     # With enough other work, the split by kind stays.
     monkeypatch.setattr(split_module, "_SHARE_MOST", 1.0)
     by_kind.clear()
-    assert_same_result(_scan_limited(root, 2), plain)
+    (root / "app/.env").write_text("DEBUG=true\n\n", encoding="utf-8")  # not all from the cache
+    assert_same_result(_scan_limited(root, 2, cache=cache), _scan_limited(root, 1))
     assert by_kind and by_kind[0] is not None
+
+
+def _stored_documents(root: Path) -> dict[str, tuple[str, bytes]]:
+    from policyscan.cache import ScanCache
+
+    store = ScanCache.open(str(root), None)
+    assert store is not None
+    return store.load_documents()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_with_the_cache_the_parts_take_and_give_documents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    """With the cache, Terraform is judged in parts too: cold, then with one file changed (the
+    others' documents from the cache), the scan finds what it finds without the cache, stores
+    the entries the ordinary way stores, and parses only what changed."""
+    import shutil
+
+    from policyscan import cache
+
+    tree = {**TREE, "y_web/main.tf": LISTENER_TF}
+    root = write_tree(tmp_path / "repo", tree)
+    ordinary_root = write_tree(tmp_path / "ordinary", tree)
+    monkeypatch.setattr(terraform_parts, "PART_BYTES", 1)
+    _forced_jobs(monkeypatch)
+    plain = _scan_limited(root, 1)
+    returned = record_returns(monkeypatch, scan_module, "_in_parts")
+    cold = _scan_limited(root, jobs, cache=True)
+    assert returned and returned[0] is not None  # in parts, with the cache
+    assert_same_result(cold, plain)
+    # The entries one project's way stores (the ordinary way, on a copy of the tree).
+    with monkeypatch.context() as ordinary:
+        ordinary.setattr(scan_module, "_in_parts", lambda *args: None)
+        _scan_limited(ordinary_root, jobs, cache=True)
+    stored, expected = _stored_documents(root), _stored_documents(ordinary_root)
+    assert {p: k for p, (k, _) in stored.items()} == {p: k for p, (k, _) in expected.items()}
+    assert set(stored) == set(tree)
+    # One file changed: only it is parsed (here or in a helper), the rest loaded.
+    (root / "y_web/main.tf").write_text(LISTENER_TF.replace("443", "8443"), encoding="utf-8")
+    shutil.rmtree(root / cache.CACHE_DIRNAME / "results.bin", ignore_errors=True)
+    parsed = tmp_path / "parsed"
+    parsed.mkdir()
+    real = scan_module.parse_text
+
+    def parse_text(artifact: Artifact, text: str) -> Any:
+        (parsed / artifact.path.replace("/", "_")).touch()  # seen from every process
+        return real(artifact, text)
+
+    monkeypatch.setattr(scan_module, "parse_text", parse_text)
+    returned.clear()
+    warm = _scan_limited(root, jobs, cache=True)
+    assert returned and returned[0] is not None
+    assert {p.name for p in parsed.iterdir()} == {"y_web_main.tf"}
+    monkeypatch.setattr(scan_module, "parse_text", real)
+    assert_same_result(warm, _scan_limited(root, 1))
+
+
+def test_with_the_cache_a_question_no_part_was_given_reads_the_tree_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parts let go of the texts the cache read: a scan that must be done the ordinary way
+    after all reads them again, and finds the same."""
+    root = write_tree(tmp_path / "repo", TREE)
+    plain = _scan_limited(root, 1)
+    monkeypatch.setattr(tf_predicates, "wide_answers", lambda project: {})
+    returned = record_returns(monkeypatch, scan_module, "_in_parts")
+    cached = _scan_limited(root, 1, cache=True)
+    assert returned == [None]
+    assert_same_result(cached, plain)
