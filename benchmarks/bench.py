@@ -269,10 +269,23 @@ def precommit_case(services: int, repeat: int) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _terraform_alone(tree: Path) -> int:
+    """Deletes every file of ``tree`` that is not Terraform; returns how many are left."""
+    from policyscan.discover import discover
+    from policyscan.model import Kind
+
+    found = discover([str(tree)], str(tree))
+    for artifact in found.artifacts:
+        if artifact.kind is not Kind.TERRAFORM:
+            os.unlink(artifact.abspath)
+    return sum(1 for a in found.artifacts if a.kind is Kind.TERRAFORM)
+
+
 def scaling_case(services: int, repeat: int) -> dict[str, Any]:
     """Two generated trees, of ``services // 10`` and ``services`` services: the command (no
     cache, default jobs) timed on each, start-up (``--version``) taken off. Linear growth is a
-    time ratio no larger than the files ratio."""
+    time ratio no larger than the files ratio. Then the same with only their Terraform files:
+    the monorepo of Terraform modules the issue speaks of."""
     work = Path(tempfile.mkdtemp(prefix="policyscan-scaling-"))
     try:
         startup = timed_commands(["--version"], max(repeat, 5))["wall"]
@@ -282,8 +295,11 @@ def scaling_case(services: int, repeat: int) -> dict[str, Any]:
             generate(count, tree)
             found, _ = parse_floor.discover(str(tree), True)
             files = sum(len(paths) for paths in found.files.values())
-            run = timed_commands([str(tree), "--no-cache", "--fail-on", "never"], repeat)
+            command = [str(tree), "--no-cache", "--fail-on", "never"]
+            run = timed_commands(command, repeat)
             out[label] = {"services": count, "files": files, **run}
+            files = _terraform_alone(tree)
+            out[f"terraform_{label}"] = {"files": files, **timed_commands(command, repeat)}
             shutil.rmtree(tree, ignore_errors=True)
         return out
     finally:
@@ -491,6 +507,19 @@ def format_report(m: dict[str, Any]) -> str:
                 large["peak_rss_mb"],
             )
         )
+        if "terraform_small" in scale:
+            small, large = scale["terraform_small"], scale["terraform_large"]
+            lines.append(
+                "  the same trees' Terraform files alone: {} files {:.2f} s, {} files {:.2f} s; "
+                "peak RSS {:.0f} MB and {:.0f} MB".format(
+                    small["files"],
+                    small["wall"] - scale["startup"],
+                    large["files"],
+                    large["wall"] - scale["startup"],
+                    small["peak_rss_mb"],
+                    large["peak_rss_mb"],
+                )
+            )
     lines += ["", "targets:"]
     startup = max(m["startup"]["version"]["wall"], m["startup"]["help"]["wall"]) * 1e3
     # The command's own figure: its wall time less what `--version` costs (interpreter, click).
@@ -572,6 +601,21 @@ def format_report(m: dict[str, Any]) -> str:
                     scale["large"]["peak_rss_mb"],
                     growth,
                     files_ratio,
+                ),
+            )
+        )
+    if scale and "terraform_small" in scale:
+        small, large = scale["terraform_small"], scale["terraform_large"]
+        growth = large["peak_rss_mb"] / small["peak_rss_mb"]
+        checks.append(
+            (
+                "the same for a tree of Terraform alone",
+                growth <= TARGETS["memory_growth"],
+                "{:.0f} MB and {:.0f} MB: {:.1f}x for {:.1f}x the files".format(
+                    small["peak_rss_mb"],
+                    large["peak_rss_mb"],
+                    growth,
+                    large["files"] / small["files"],
                 ),
             )
         )

@@ -342,6 +342,14 @@ def _split(
     return done.project, evaluated, done.pickles
 
 
+def _can_part(options: ScanOptions, artifacts: list[Artifact]) -> bool:
+    """Whether _in_parts can be tried: the tree has Terraform, and helpers can be forked if
+    more than one job is asked for."""
+    if _jobs_for(options.jobs, len(artifacts)) > 1 and not can_fork():
+        return False
+    return any(a.kind is Kind.TERRAFORM for a in artifacts)
+
+
 @dataclass
 class _FromCache:
     """With the cache: each readable file's key, the problem of each file that could not be
@@ -382,11 +390,9 @@ def _in_parts(
     (``cached``), ``texts`` holds every readable file's text already, and documents are loaded
     from the cache where they can be. None where the tree has no Terraform, or a part could not
     be judged alone (the caller then scans the ordinary way; ``texts`` may have lost some)."""
+    if not _can_part(options, artifacts):
+        return None
     jobs = _jobs_for(options.jobs, len(artifacts))
-    if jobs > 1 and not can_fork():
-        return None
-    if not any(a.kind is Kind.TERRAFORM for a in artifacts):
-        return None
     from policyscan import suppress
     from policyscan.policy import engine
     from policyscan.project import READ_BY, PartialViewError, Project
@@ -653,6 +659,10 @@ def _add_kind_time(clock: _Clock, artifact: Artifact, seconds: float) -> None:
 def _jobs_for(jobs: int, files: int) -> int:
     if jobs <= 1 or files < POOL_MIN_FILES:
         return 1
+    import multiprocessing
+
+    if multiprocessing.current_process().daemon:
+        return 1  # policyscan called from a pool's worker: multiprocessing forbids children
     # Each worker gets at least ~50 files: fewer do not pay for the worker's start.
     return max(1, min(jobs, files // 50))
 
@@ -889,7 +899,7 @@ def _scan_cached(
     in_parts = None
     if by_kind is not None:
         project, evaluated, fresh = by_kind
-    elif in_parts_allowed:
+    elif in_parts_allowed and _can_part(options, artifacts):
         source = _FromCache(
             {a.path: k for a, k in zip(artifacts, keys, strict=True) if k is not None},
             failed,

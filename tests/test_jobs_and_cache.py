@@ -141,6 +141,33 @@ def test_pool_gives_the_same_result_as_one_process(
     _assert_same(plain, pooled)
 
 
+def _scan_in_a_daemon(root: Path, send: Any) -> None:
+    result = _scan(root, jobs=2, cache=False)
+    send.send([(f.rule_id, f.location.path, f.location.span.start_line) for f in result.findings])
+
+
+def test_a_scan_from_a_daemonic_process_is_done_in_it(monorepo: Path) -> None:
+    """Called from a pool's worker (a daemonic process, which multiprocessing lets have no
+    children), the scan is done in that process, not failed."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_scan_in_a_daemon, args=(monorepo, send), daemon=True)
+    process.start()
+    send.close()  # the daemon's end: if it dies, this end reads as EOF
+    try:
+        found = receive.recv() if receive.poll(120) else None
+    except EOFError:
+        found = None
+    process.join(timeout=10)
+    plain = _scan(monorepo, jobs=1, cache=False)
+    assert found == [
+        (f.rule_id, f.location.path, f.location.span.start_line) for f in plain.findings
+    ]
+    assert found
+
+
 def test_rules_shared_out_among_processes_give_the_same_result(
     monorepo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

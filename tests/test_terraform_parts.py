@@ -667,3 +667,13 @@ def test_with_the_cache_a_question_no_part_was_given_reads_the_tree_again(
     cached = _scan_limited(root, 1, cache=True)
     assert returned == [None]
     assert_same_result(cached, plain)
+
+
+def test_with_the_cache_a_tree_without_terraform_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write_tree(tmp_path / "repo", {"app/.env": "DEBUG=true\n"})
+    calls = record_returns(monkeypatch, scan_module, "_scan_cached")
+    tried = record_returns(monkeypatch, scan_module, "_in_parts")
+    assert _scan_limited(root, 1, cache=True).findings
+    assert len(calls) == 1 and tried == []
