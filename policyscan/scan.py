@@ -484,7 +484,7 @@ def _in_parts(
     if jobs > 1:
         from policyscan.split import terraform_equivalent
 
-        other_bytes = sum(_size(a) for a in artifacts if a.kind is not Kind.TERRAFORM)
+        other_bytes = sum(file_size(a) for a in artifacts if a.kind is not Kind.TERRAFORM)
         helpers = Helpers(
             jobs - 1,
             terraform_equivalent(other_bytes),
@@ -643,7 +643,8 @@ def _parsed(
         yield artifact, text, doc
 
 
-def _size(artifact: Artifact) -> int:
+def file_size(artifact: Artifact) -> int:
+    """The file's size in bytes; 0 when it cannot be had (it is reported where it is read)."""
     try:
         return os.path.getsize(artifact.abspath)
     except OSError:

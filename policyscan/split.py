@@ -363,16 +363,9 @@ def _mostly_terraform(artifacts: list[Artifact], terraform: list[int], here: set
     little and the parts' planning, done before the fork, more."""
     if not here:
         return False
-    sizes = {i: _megabytes(artifacts[i]) for i in terraform}
+    sizes = {i: scanning.file_size(artifacts[i]) / 1e6 for i in terraform}
     share = sum(sizes[i] for i in here)
     return share > _SHARE_MEGABYTES and share > _SHARE_MOST * sum(sizes.values())
-
-
-def _megabytes(artifact: Artifact) -> float:
-    try:
-        return os.path.getsize(artifact.abspath) / 1e6
-    except OSError:
-        return 0.0
 
 
 def _share_here(
@@ -384,7 +377,7 @@ def _share_here(
     cost: dict[int, tuple[float, float, float]] = {}  # there, here, there for one taken here
     here_total = there_total = 0.0
     for index, artifact in enumerate(artifacts):
-        megabytes = _megabytes(artifact)
+        megabytes = scanning.file_size(artifact) / 1e6
         if artifact.kind is not Kind.TERRAFORM:
             here_total += megabytes * _OTHER
             continue
