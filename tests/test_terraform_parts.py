@@ -677,3 +677,22 @@ def test_with_the_cache_a_tree_without_terraform_is_read_once(
     tried = record_returns(monkeypatch, scan_module, "_in_parts")
     assert _scan_limited(root, 1, cache=True).findings
     assert len(calls) == 1 and tried == []
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_helpers_with_a_focus_find_what_the_ordinary_way_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
+) -> None:
+    """A pre-commit run with two processes: files in focus in this process's parts and in a
+    helper's, the other parts giving only the resources other families read."""
+    root = write_tree(tmp_path / "repo", {**TREE, "m_lb/main.tf": LISTENER_TF})
+    only = frozenset({"a_app/main.tf", "z_env/main.tf", "a/z.tfvars"})
+    monkeypatch.setattr(terraform_parts, "PART_BYTES", 1)
+    _forced_jobs(monkeypatch)
+    returned = record_returns(monkeypatch, scan_module, "_in_parts")
+    shared = _scan_limited(root, 2, cache=cache, only=only)
+    assert returned and returned[0] is not None
+    monkeypatch.setattr(scan_module, "_in_parts", lambda *args: None)
+    ordinary = _scan_limited(root, 1, only=only)
+    assert {f.location.path for f in shared.findings} == {"a_app/main.tf", "a/z.tfvars"}
+    assert_same_result(shared, ordinary)
