@@ -897,7 +897,6 @@ def _scan_cached(
 
     packed = store.load_documents()
     by_kind = _split_cached(rules, options, root, artifacts, keys, failed, texts, packed, clock)
-    in_parts = None
     if by_kind is not None:
         project, evaluated, fresh = by_kind
     elif in_parts_allowed and _can_part(options, artifacts):
@@ -912,7 +911,7 @@ def _scan_cached(
             return _scan_cached(rules, options, root, artifacts, texts, store, clock, False)
         project, evaluated = in_parts
         fresh = {a.path: source.entries[a.path] for a in artifacts if a.path in source.entries}
-    if by_kind is None and in_parts is None:
+    else:
         docs, parse_problems, fresh = documents()
         # Documents are taken before evaluation, which may annotate them.
         project, evaluated = _evaluate(rules, root, artifacts, docs, texts, clock, options)
