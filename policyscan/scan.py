@@ -840,12 +840,13 @@ def _scan_cached(
     texts: dict[str, str],
     store: ScanCache,
     clock: _Clock,
-    in_parts_allowed: bool = True,
+    again: bool = False,
 ) -> tuple[Any, _Evaluated]:
     """The scan with the cache: read and hash every file here; if the tree and the rules are
     as last time, take the rule results as they were; otherwise take each unchanged file's
-    document as it was, parse the others, and evaluate (Terraform in parts where it can be,
-    see _in_parts)."""
+    document as it was, parse the others, and evaluate (split by kind, or Terraform in parts,
+    where it can be). ``again``: the tree read again after one of those failed, scanned the
+    ordinary way."""
     from policyscan import cache
     from policyscan.source import Unreadable, decode, read_bytes
 
@@ -895,29 +896,42 @@ def _scan_cached(
 
         return _LazyProject(build), hit
 
-    packed = store.load_documents()
-    by_kind = _split_cached(rules, options, root, artifacts, keys, failed, texts, packed, clock)
-    if by_kind is not None:
-        project, evaluated, fresh = by_kind
-    elif in_parts_allowed and _can_part(options, artifacts):
-        source = _FromCache(
-            {a.path: k for a, k in zip(artifacts, keys, strict=True) if k is not None},
-            failed,
-            _unchanged(artifacts, keys, packed),
+    keyed = {a.path: k for a, k in zip(artifacts, keys, strict=True) if k is not None}
+    others = store.load_documents(terraform=False)
+    split = None
+    if not again:
+        split = _split_cached(
+            rules, options, root, artifacts, keyed, failed, texts, others, store, clock
         )
-        in_parts = _in_parts(rules, options, root, artifacts, texts, clock, source)
-        if in_parts is None:
-            # A part could not be judged alone, and some texts went with the parts: read again.
-            return _scan_cached(rules, options, root, artifacts, texts, store, clock, False)
-        project, evaluated = in_parts
-        fresh = {a.path: source.entries[a.path] for a in artifacts if a.path in source.entries}
+        if split == "again":
+            # The split failed, and the Terraform texts had gone with it: read again.
+            return _scan_cached(rules, options, root, artifacts, texts, store, clock, True)
+    if isinstance(split, tuple):
+        project, evaluated = split  # each process stored its own shelf
     else:
-        docs, parse_problems, fresh = documents()
-        # Documents are taken before evaluation, which may annotate them.
-        project, evaluated = _evaluate(rules, root, artifacts, docs, texts, clock, options)
-        evaluated.parse_problems = parse_problems
-    if fresh != packed:
-        store.store_documents(fresh)
+        terraform = store.load_documents(terraform=True)
+        packed = {**others, **terraform}
+        if not again and _can_part(options, artifacts):
+            source = _FromCache(keyed, failed, _unchanged(artifacts, keys, packed))
+            in_parts = _in_parts(rules, options, root, artifacts, texts, clock, source)
+            if in_parts is None:
+                # A part could not be judged alone, and some texts went with the parts: read
+                # again.
+                return _scan_cached(rules, options, root, artifacts, texts, store, clock, True)
+            project, evaluated = in_parts
+            fresh = {a.path: source.entries[a.path] for a in artifacts if a.path in source.entries}
+        else:
+            docs, parse_problems, fresh = documents()
+            # Documents are taken before evaluation, which may annotate them.
+            project, evaluated = _evaluate(rules, root, artifacts, docs, texts, clock, options)
+            evaluated.parse_problems = parse_problems
+        terraform_paths = {a.path for a in artifacts if a.kind is Kind.TERRAFORM}
+        for shelf, loaded in ((False, others), (True, terraform)):
+            kept = {p: e for p, e in fresh.items() if (p in terraform_paths) is shelf}
+            if kept != loaded or (
+                shelf and store.terraform_keys() != {p: k for p, (k, _) in kept.items()}
+            ):
+                store.store_documents(kept, terraform=shelf)
     if options.only is None:
         # A run that reports on some files judged only what can make a finding in them
         # (Project.focus): its results would answer a later run of the whole tree wrongly.
@@ -932,31 +946,43 @@ def _split_cached(
     options: ScanOptions,
     root: str,
     artifacts: list[Artifact],
-    keys: list[str | None],
+    keys: dict[str, str],
     failed: dict[str, Problem],
     texts: dict[str, str],
-    packed: dict[str, tuple[str, bytes]],
+    others: dict[str, tuple[str, bytes]],
+    store: ScanCache,
     clock: _Clock,
-) -> tuple[Any, _Evaluated, dict[str, tuple[str, bytes]]] | None:
+) -> tuple[Any, _Evaluated] | str | None:
     """_split with the cache: each document whose key is unchanged is loaded rather than
-    parsed. Also the cache entries for the files of this scan, as _documents makes them."""
+    parsed, and each process stores its own shelf (``others``, as loaded, is this one's).
+    None where the split was not done; "again" where it failed after this process had let
+    the Terraform texts go (split._here)."""
     if _jobs_for(options.jobs, len(artifacts)) != 2:
         return None
     from policyscan.split import Sources
 
-    cached = _unchanged(artifacts, keys, packed)
+    cached = {path: entry[1] for path, entry in others.items() if keys.get(path) == entry[0]}
+    terraform_keys = store.terraform_keys()
     clock.lap("cache.load")
-    done = _split(rules, options, root, artifacts, texts, clock, Sources(texts, failed, cached))
+    sources = Sources(texts, failed, cached, keys, store, terraform_keys)
+    done = _split(rules, options, root, artifacts, texts, clock, sources)
     if done is None:
-        return None
+        gone = any(
+            a.kind is Kind.TERRAFORM and a.path in keys and a.path not in texts for a in artifacts
+        )
+        return "again" if gone else None
     project, evaluated, pickles = done
     fresh: dict[str, tuple[str, bytes]] = {}
-    for artifact, key in zip(artifacts, keys, strict=True):
+    for artifact in artifacts:
+        key = keys.get(artifact.path)
         blob = pickles.get(artifact.path) or cached.get(artifact.path)
-        # A file that failed to parse has no text left, and no entry.
+        # A file that failed to parse has no text left, and no entry; nor has a Terraform
+        # file here (the worker stored those).
         if key is not None and blob is not None and artifact.path in texts:
             fresh[artifact.path] = (key, blob)
-    return project, evaluated, fresh
+    if fresh != others:
+        store.store_documents(fresh, terraform=False)
+    return project, evaluated
 
 
 def _unchanged(

@@ -20,11 +20,13 @@ Used for exactly two processes, where fork is the platform's way, and not for a 
 Terraform alone, nor where this process would take most of the Terraform for want of other
 work (_mostly_terraform): there both processes judge Terraform parts (scan._in_parts).
 
-With the cache, the texts were read (and hashed) here already and the worker inherits them; a
-document the cache holds is loaded rather than parsed, by the process it falls to, and the
-worker sends back the pickle of each document it parsed, for this process to store (after its
-findings, one message each). Whatever goes wrong in the worker (killed, a bug) returns None
-here, and the scan is done the ordinary way.
+With the cache, the texts were read (and hashed) here already and the worker inherits them
+(this process then lets the Terraform ones go but for ignore comments). Each process loads and
+stores its own shelf of documents (cache.py): the worker the Terraform one, with this
+process's share as sent, and this process the other kinds'. So a cached Terraform document is
+the worker's to load; this process parses only Terraform files the cache does not hold, when
+it has time, and plans with the shelf's keys alone. Whatever goes wrong in the worker (killed,
+a bug) returns None here, and the scan is done the ordinary way.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from policyscan import scan as scanning
 from policyscan import suppress
-from policyscan.cache import dumps, loads
+from policyscan.cache import ScanCache, dumps, loads
 from policyscan.model import Artifact, Evidence, Finding, Kind, Problem
 from policyscan.policy import engine
 from policyscan.project import PartialViewError, Project
@@ -80,12 +82,22 @@ def terraform_equivalent(other_bytes: int) -> int:
 
 @dataclass(frozen=True)
 class Sources:
-    """With the cache: every readable file's text (as hashed), the problem of each file that
-    could not be read, and the cached pickle of each document whose key is unchanged."""
+    """With the cache: every readable file's text (as hashed) and document key, the problem
+    of each file that could not be read, and the cached pickle of each document of the other
+    kinds whose key is unchanged. The Terraform shelf is the worker's to load and store; this
+    process plans with its keys alone (``terraform_keys``, ScanCache.terraform_keys)."""
 
     texts: dict[str, str]
     failed: dict[str, Problem]
     cached: dict[str, bytes]
+    keys: dict[str, str]
+    store: ScanCache
+    terraform_keys: dict[str, str]
+
+    def terraform_cached(self, path: str) -> bool:
+        """Whether the Terraform shelf should hold this file's document as it is now."""
+        key = self.terraform_keys.get(path)
+        return key is not None and key == self.keys.get(path)
 
 
 @dataclass(frozen=True)
@@ -110,17 +122,16 @@ class _Plan:
 _Obtained = tuple[object, str, bytes | None]
 
 
-# What the worker tells of each file it parsed: its problems, whether it failed, and what the
-# parent lacks: the text when it has ignore comments (without the cache the parent did not read
-# it) and whether the pickle follows (with the cache, of a document parsed rather than loaded).
-# The pickles follow the message each in a message of its own, in the order of these entries:
-# inside the message they were copied into it, and held twice by each process (70 MB more at
-# 10,000 files).
-_Parsed = tuple[list[Problem], bool, str | None, bool]
+# What the worker tells of each file it parsed: its problems, whether it failed, and the text
+# when it has ignore comments and the parent did not read it (without the cache).
+_Parsed = tuple[list[Problem], bool, str | None]
 
 
-def _obtain(plan: _Plan, index: int, pickle: bool) -> _Obtained:
-    """A file's document: read and parsed, or taken from the cache."""
+def _obtain(
+    plan: _Plan, index: int, pickle: bool, cached: dict[str, bytes] | None = None
+) -> _Obtained:
+    """A file's document: read and parsed, or taken from the cache (``cached``, or the
+    Sources' pickles)."""
     artifact = plan.artifacts[index]
     sources = plan.sources
     if sources is None:
@@ -137,7 +148,7 @@ def _obtain(plan: _Plan, index: int, pickle: bool) -> _Obtained:
     if problem is not None:
         return scanning._Failed(artifact, [problem]), "", None
     text = sources.texts[artifact.path]
-    blob = sources.cached.get(artifact.path)
+    blob = (sources.cached if cached is None else cached).get(artifact.path)
     if blob is not None:
         loaded = scanning._load(blob)
         if loaded is not None:
@@ -162,7 +173,7 @@ class Split:
     rule_problems: list[Problem]
     parse_problems: list[Problem]  # every file's, in path order
     view_problems: list[Problem]
-    pickles: dict[str, bytes]  # with the cache: each document's pickle, by path
+    pickles: dict[str, bytes]  # with the cache: each document's pickle of the other kinds
 
 
 def scan_by_kind(
@@ -250,6 +261,13 @@ def _here(
     pickles: dict[str, bytes] = {}
     sent: list[tuple[int, bytes | None]] = []
     share: list[object] = []  # without the cache: the documents sent in one pickle
+    if plan.sources is not None:
+        # The worker has them all (inherited): here a Terraform text is wanted only for its
+        # ignore comments, and this process's share until it is parsed. Should the split
+        # fail, the caller reads the tree again (scan._split_cached).
+        for index, artifact in enumerate(artifacts):
+            if artifact.kind is Kind.TERRAFORM and index not in here_tf:
+                _drop_text(plan.sources, texts, artifact.path)
     # This process's Terraform share first, so that the worker has it when it wants it.
     if not here_tf:
         inbox.put((sent, None))
@@ -263,11 +281,13 @@ def _here(
             texts.pop(artifact.path, None)
         else:
             # A Terraform text is wanted here only for its ignore comments: the worker makes
-            # the snippets of its findings (the cache has read every text already).
-            if not terraform or suppress.MARKER in text or plan.sources is not None:
+            # the snippets of its findings.
+            if not terraform or suppress.MARKER in text:
                 texts[artifact.path] = text
-            if blob is not None and plan.sources is not None:
-                pickles[artifact.path] = blob
+            elif plan.sources is not None:
+                _drop_text(plan.sources, texts, artifact.path)
+            if blob is not None and plan.sources is not None and not terraform:
+                pickles[artifact.path] = blob  # the worker stores the Terraform ones
             if terraform:
                 sent.append((index, blob))
                 if plan.sources is None:
@@ -314,17 +334,12 @@ def _here(
     if done_there is None:
         return None
     tagged, view_problems, parsed, stubs = done_there
-    for path, (found, failed, text, follows) in parsed.items():
+    for path, (found, failed, text) in parsed.items():
         problems[path] = found
         if failed:
             texts.pop(path, None)
         if text is not None:
             texts[path] = text
-        if follows:
-            try:
-                pickles[path] = receive.recv_bytes()
-            except (EOFError, OSError):
-                return None  # the worker died on the way: scanned the ordinary way
     findings, evidence, rule_problems = engine.merge([mine_tagged, late, tagged])
     return Split(
         Stand(project, stubs),
@@ -335,6 +350,13 @@ def _here(
         [*project.problems, *view_problems],
         pickles,
     )
+
+
+def _drop_text(sources: Sources, texts: dict[str, str], path: str) -> None:
+    text = sources.texts.get(path)
+    if text is not None and suppress.MARKER not in text:
+        del sources.texts[path]
+        texts.pop(path, None)
 
 
 def _receive(receive: Connection) -> Any:
@@ -372,8 +394,8 @@ def _share_here(
     artifacts: list[Artifact], terraform: list[int], sources: Sources | None
 ) -> set[int]:
     """The Terraform files this process takes, so that both finish about together: by the
-    bytes of each file and the costs above (a cached document is loaded, not parsed)."""
-    cached = sources.cached if sources is not None else {}
+    bytes of each file and the costs above. A document the cache holds is the worker's, which
+    loads it from the Terraform shelf."""
     cost: dict[int, tuple[float, float, float]] = {}  # there, here, there for one taken here
     here_total = there_total = 0.0
     for index, artifact in enumerate(artifacts):
@@ -381,18 +403,22 @@ def _share_here(
         if artifact.kind is not Kind.TERRAFORM:
             here_total += megabytes * _OTHER
             continue
-        hit = artifact.path in cached
-        obtain = megabytes * (_TF_LOAD if hit else _TF_PARSE)
-        if sources is not None and not hit:
-            obtain += megabytes * _TF_PICKLE  # for the cache, wherever it is parsed
-        # Taken here, a parsed document is pickled for the worker (the cache's pickle, with
-        # the cache), and the worker loads it.
-        here_cost = obtain + (megabytes * _TF_PICKLE if sources is None and not hit else 0.0)
+        if sources is not None and sources.terraform_cached(artifact.path):
+            there_total += megabytes * (_TF_LOAD + _TF_RULES)
+            continue
+        obtain = megabytes * _TF_PARSE
+        # Taken here, a parsed document is pickled for the worker (with the cache, that
+        # pickle is the cache's entry, made wherever it is parsed), and the worker loads it.
+        if sources is not None:
+            obtain += megabytes * _TF_PICKLE
+        here_cost = obtain + (megabytes * _TF_PICKLE if sources is None else 0.0)
         cost[index] = (obtain, here_cost, megabytes * _TF_LOAD)
         there_total += obtain + megabytes * _TF_RULES
     here: set[int] = set()
     # From the end: the worker starts at the front, and a module's files stay together.
     for index in reversed(terraform):
+        if index not in cost:
+            continue  # cached: the worker's
         there, taken_here, loaded_there = cost[index]
         if here_total + taken_here > there_total - there + loaded_there:
             break
@@ -411,30 +437,32 @@ def _worker() -> None:
     # Ctrl-C is the parent's to handle (it stops the worker): no traceback from here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        found, pickles = _work(*_WORK)
-        message = dumps(("ok", found))
+        message = dumps(("ok", _work(*_WORK)))
     except Exception:
         if os.environ.get("POLICYSCAN_DEBUG"):
             raise
-        send.send_bytes(dumps(("failed",)))  # the parent scans the ordinary way
-        return
+        message = dumps(("failed",))  # the parent scans the ordinary way
     send.send_bytes(message)
-    del message
-    # Each pickle let go once sent. Should the parent be gone, the worker just ends.
-    pickles.reverse()
-    while pickles:
-        send.send_bytes(pickles.pop())
 
 
 def _work(
     plan: _Plan, mine: list[int], inbox: Queue[Any], send: Connection
-) -> tuple[tuple[Any, list[Problem], dict[str, _Parsed], dict[str, list[Subject]]], list[bytes]]:
-    """What the worker found, and the pickles that follow it (see _Parsed). The Terraform rules
-    are judged a few modules at a time (terraform_parts.py), each part's documents let go
-    before the next is parsed; this process's share is taken when a part first needs it."""
+) -> tuple[Any, list[Problem], dict[str, _Parsed], dict[str, list[Subject]]]:
+    """What the worker found (see _Parsed). The Terraform rules are judged a few modules at a
+    time (terraform_parts.py), each part's documents let go before the next is parsed; this
+    process's share is taken when a part first needs it. With the cache, the Terraform shelf
+    is loaded and stored here, before the findings are sent (a worker still writing when the
+    parent is done would be stopped, its file left half written)."""
     parsed: dict[str, _Parsed] = {}
-    pickles: list[bytes] = []
     texts: dict[str, str] = {}
+    sources = plan.sources
+    shelf = sources.store.load_documents(terraform=True) if sources is not None else {}
+    cached: dict[str, bytes] = {}
+    if sources is not None:
+        for path, (key, blob) in shelf.items():
+            if sources.keys.get(path) == key:
+                cached[path] = blob
+    entries: dict[str, tuple[str, bytes]] = {}  # the shelf as this scan leaves it
     mine_set = set(mine)
     terraform = [i for i, a in enumerate(plan.artifacts) if a.kind is Kind.TERRAFORM]
     for index in terraform:
@@ -448,7 +476,7 @@ def _work(
             text = plan.read[index]
         if isinstance(text, Problem):
             if index in mine_set:
-                parsed[artifact.path] = ([text], True, None, False)
+                parsed[artifact.path] = ([text], True, None)
             continue
         texts[artifact.path] = text
     marked = {path for path, text in texts.items() if suppress.MARKER in text}
@@ -462,7 +490,7 @@ def _work(
         index = place[artifact.path]
         if index not in mine_set:
             if not taken:
-                arrived = _shared(plan, inbox, wait=False)
+                arrived = _shared(plan, inbox, wait=False, entries=entries)
                 if arrived is None:
                     # Not sent yet (a question read a module of the share first): parsed
                     # here rather than waited for; the parent's copy is dropped when it comes.
@@ -474,19 +502,15 @@ def _work(
                 return None  # it failed there (the parent has its problems)
             doc = shared.pop(artifact.path)
             return doc if doc is not None else _parsed_here(artifact, text)
-        doc, _, blob = _obtain(plan, index, pickle=False)
+        doc, _, blob = _obtain(plan, index, pickle=False, cached=cached)
         found = list(doc.problems)  # type: ignore[attr-defined]
         if isinstance(doc, scanning._Failed):
-            parsed[artifact.path] = (found, True, None, False)
+            parsed[artifact.path] = (found, True, None)
             return None
-        if plan.sources is None:
-            # The parent needs a text only for its ignore comments: snippets are made here.
-            parsed[artifact.path] = (found, False, kept.get(artifact.path), False)
-        else:
-            fresh = blob is not plan.sources.cached.get(artifact.path)
-            if fresh and blob is not None:
-                pickles.append(blob)
-            parsed[artifact.path] = (found, False, None, fresh and blob is not None)
+        # The parent needs a text only for its ignore comments: snippets are made here.
+        parsed[artifact.path] = (found, False, kept.get(artifact.path) if sources is None else None)
+        if sources is not None and blob is not None:
+            entries[artifact.path] = (sources.keys[artifact.path], blob)
         return doc
 
     # A Terraform rule that reads other kinds (PartialViewError) fails the worker: the parent
@@ -504,15 +528,28 @@ def _work(
         suppress.scopes_read(kept.values()),
     )
     if not taken:
-        _shared(plan, inbox, wait=True)  # taken, or the parent's queue thread waits at exit
+        # taken, or the parent's queue thread waits at exit
+        _shared(plan, inbox, wait=True, entries=entries)
     send.send_bytes(dumps(("ok", judged.cross_family)))
-    found = (judged.tagged, judged.view_problems, parsed, judged.stubs)
-    return found, pickles
+    if sources is not None:
+        keys = {path: key for path, (key, _) in entries.items()}
+        if entries != shelf or keys != sources.terraform_keys:
+            sources.store.store_documents(
+                {a.path: entries[a.path] for a in plan.artifacts if a.path in entries},
+                terraform=True,
+            )
+    return judged.tagged, judged.view_problems, parsed, judged.stubs
 
 
-def _shared(plan: _Plan, inbox: Queue[Any], wait: bool = True) -> dict[str, object | None] | None:
+def _shared(
+    plan: _Plan,
+    inbox: Queue[Any],
+    wait: bool = True,
+    entries: dict[str, tuple[str, bytes]] | None = None,
+) -> dict[str, object | None] | None:
     """The parent's Terraform documents, by path (None: to be parsed here); None when they
-    have not come and ``wait`` is false."""
+    have not come and ``wait`` is false. With the cache, ``entries`` gets the cache entry of
+    each (its pickle as sent) that loads."""
     import queue
 
     if wait:
@@ -527,7 +564,15 @@ def _shared(plan: _Plan, inbox: Queue[Any], wait: bool = True) -> dict[str, obje
     del together  # loaded: the pickle is let go
     out: dict[str, object | None] = {}
     for index, blob in sent:
-        out[plan.artifacts[index].path] = scanning._load(blob) if blob is not None else next(share)
+        path = plan.artifacts[index].path
+        out[path] = doc = scanning._load(blob) if blob is not None else next(share)
+        if (
+            plan.sources is not None
+            and entries is not None
+            and blob is not None
+            and doc is not None
+        ):
+            entries[path] = (plan.sources.keys[path], blob)
     return out
 
 

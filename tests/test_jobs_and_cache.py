@@ -554,6 +554,55 @@ def test_codec_round_trips_documents() -> None:
     assert [cache.loads(cache.dumps(d)) for d in docs] == docs
 
 
+def test_loaded_documents_share_equal_spans_as_parsed_ones_do() -> None:
+    """Each document has a pickle of its own; equal spans are still one object across the
+    documents loaded, as across the ones parsed."""
+    from policyscan.model import Span
+
+    docs = [cache.loads(cache.dumps(d)) for d in _fixture_documents()]
+    seen: dict[Span, list[int]] = {}
+    for doc in docs:
+        stack: list[Any] = [doc]
+        while stack:
+            obj = stack.pop()
+            if isinstance(obj, Span):
+                ids = seen.setdefault(obj, [])
+                if id(obj) not in ids:
+                    ids.append(id(obj))
+            elif isinstance(obj, dict):
+                stack.extend(obj.values())
+            elif isinstance(obj, list | tuple):
+                stack.extend(obj)
+            elif hasattr(type(obj), "__slots__"):
+                stack.extend(getattr(obj, n) for n in type(obj).__slots__ if hasattr(obj, n))
+    assert len(seen) > 100
+    assert all(len(ids) == 1 for ids in seen.values())
+
+
+def test_a_changed_tree_loads_the_results_key_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The results are unpickled only under the tree's key: a scan of a changed tree reads
+    the key and stops."""
+    root = _small_repo(tmp_path / "repo")
+    _scan(root, cache=True)
+    store = cache.ScanCache.open(str(root))
+    assert store is not None
+    loaded: list[object] = []
+    real = cache._Unpickler.load
+
+    def load(self: Any) -> Any:
+        loaded.append(found := real(self))
+        return found
+
+    monkeypatch.setattr(cache._Unpickler, "load", load)
+    assert store.load_results("another tree") is None
+    assert len(loaded) == 1 and isinstance(loaded[0], str)
+    key = loaded[0]
+    assert store.load_results(key) is not None
+    assert len(loaded) == 3
+
+
 def test_pickling_a_document_leaves_no_cycle_for_the_collector() -> None:
     """A scan runs without the cyclic collector (scan._collector_paused) and pickles every
     document it parses for the cache: garbage in a cycle would stay for the whole scan."""

@@ -293,12 +293,12 @@ def test_a_lost_worker_leaves_the_scan_to_this_process(
     _assert_same(plain, after)
 
 
-def test_a_worker_lost_between_its_findings_and_its_pickles(
+def test_a_worker_lost_after_storing_its_shelf(
     tmp_path: Path, forced: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The pickles for the cache follow the worker's findings, each in a message of its own:
-    a worker that dies after the findings leaves the scan to this process, and the cache it
-    writes is what one process writes."""
+    """The worker stores the Terraform shelf before it sends its findings: one that dies in
+    between leaves the scan to this process, which had let the Terraform texts go and reads
+    the tree again; the cache it leaves is what one process leaves."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
     monkeypatch.delenv("POLICYSCAN_DEBUG", raising=False)
     root = _repo(tmp_path / "repo")
@@ -310,15 +310,17 @@ def test_a_worker_lost_between_its_findings_and_its_pickles(
     sent: list[int] = []
 
     def send_bytes(self: Connection, buf: Any, *args: Any) -> None:
-        if os.getpid() != parent:  # in the worker: its resources, findings, first pickle
+        if os.getpid() != parent:  # in the worker: its resources, then its findings
             sent.append(len(buf))
-            if len(sent) == 4:
-                os._exit(3)  # killed before the second pickle
+            if len(sent) == 2:
+                os._exit(3)
         real_send(self, buf, *args)
 
     monkeypatch.setattr(Connection, "send_bytes", send_bytes)
+    read_again = record_returns(monkeypatch, scan_module, "_split_cached")
     after = _scan(root, jobs=2, cache=True)
     assert forced == [None]
+    assert read_again == ["again"]
     _assert_same(plain, after)
     made = _entries(root)
     from policyscan import cache
@@ -326,6 +328,105 @@ def test_a_worker_lost_between_its_findings_and_its_pickles(
     cache.clear(str(root))
     _scan(root, jobs=1, cache=True)
     assert _entries(root) == made
+
+
+def _shelf_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A file that gets a line for each shelf loaded or stored: which process, what, which."""
+    from policyscan.cache import ScanCache
+
+    log = tmp_path / "shelves.log"
+    real_load, real_store = ScanCache.load_documents, ScanCache.store_documents
+
+    def note(what: str, terraform: bool | None) -> None:
+        with log.open("a", encoding="utf-8") as f:
+            f.write(f"{os.getpid()} {what} {terraform}\n")
+
+    def load(self: ScanCache, terraform: bool | None = None) -> Any:
+        note("load", terraform)
+        return real_load(self, terraform)
+
+    def store(self: ScanCache, entries: Any, terraform: bool) -> None:
+        note("store", terraform)
+        real_store(self, entries, terraform)
+
+    monkeypatch.setattr(ScanCache, "load_documents", load)
+    monkeypatch.setattr(ScanCache, "store_documents", store)
+    return log
+
+
+def test_each_process_of_a_split_loads_and_stores_its_own_shelf(
+    tmp_path: Path, forced: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Terraform pickles never pass through this process: the worker loads the Terraform
+    shelf and stores it, this process the other kinds' one. Cold, and with one Terraform file
+    changed, where only the worker stores."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    root = _repo(tmp_path / "repo")
+    log = _shelf_calls(tmp_path, monkeypatch)
+    parent = str(os.getpid())
+
+    def calls() -> list[tuple[str, str, str]]:
+        found = [tuple(line.split()) for line in log.read_text(encoding="utf-8").splitlines()]
+        log.unlink()
+        return [("here" if pid == parent else "worker", what, shelf) for pid, what, shelf in found]
+
+    _scan(root, jobs=2, cache=True)
+    assert forced and forced[-1] is not None
+    assert sorted(calls()) == [
+        ("here", "load", "False"),
+        ("here", "store", "False"),
+        ("worker", "load", "True"),
+        ("worker", "store", "True"),
+    ]
+    with (root / "infra" / "db.tf").open("a", encoding="utf-8") as f:
+        f.write('\nresource "aws_s3_bucket" "more" {\n  bucket = "more"\n}\n')
+    partly = _scan(root, jobs=2, cache=True)
+    assert sorted(calls()) == [
+        ("here", "load", "False"),
+        ("worker", "load", "True"),
+        ("worker", "store", "True"),
+    ]
+    _assert_same(_scan(root, jobs=1), partly)
+
+
+@pytest.mark.parametrize("how", ["keys lost", "keys stale", "shelf lost"])
+def test_a_terraform_shelf_and_keys_that_disagree(
+    tmp_path: Path, forced: list[Any], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The keys are this process's hint, written after the shelf: whatever they say, the
+    documents come from the shelf or are parsed, the result is one process's, and the next
+    scan finds keys and shelf agreeing again."""
+    from policyscan import cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    root = _repo(tmp_path / "repo")
+    _scan(root, jobs=2, cache=True)
+    folder = root / cache.CACHE_DIRNAME
+    keys, shelf = folder / cache._TERRAFORM_KEYS, folder / cache._TERRAFORM_DOCUMENTS
+    made = _entries(root)
+    if how == "keys lost":
+        keys.unlink()
+    elif how == "keys stale":
+        with (root / "infra" / "db.tf").open("a", encoding="utf-8") as f:
+            f.write("\n# changed\n")
+        _scan(root, jobs=1, cache=True)
+        stale = keys.read_bytes()
+        (root / "infra" / "db.tf").write_text(DB_TF, encoding="utf-8")
+        _scan(root, jobs=1, cache=True)
+        keys.write_bytes(stale)  # says db.tf is as changed; the shelf has it as it is
+    else:
+        shelf.unlink()
+    (folder / cache._RESULTS).unlink()
+    forced.clear()
+    after = _scan(root, jobs=2, cache=True)
+    assert forced and forced[-1] is not None
+    _assert_same(_scan(root, jobs=1), after)
+    assert _entries(root) == made
+    store = cache.ScanCache.open(str(root))
+    assert store is not None
+    assert store.terraform_keys() == {
+        path: key for path, (key, _) in store.load_documents(terraform=True).items()
+    }
 
 
 def _project(root: Path, kinds: frozenset[Kind] | None) -> Project:
@@ -537,3 +638,36 @@ def test_a_damaged_message_from_the_worker_reads_as_none() -> None:
         assert split_module._receive(receive) is None
     send.send_bytes(split_module.dumps(("ok", 42)))
     assert split_module._receive(receive) == 42
+
+
+def test_the_share_taken_here_leaves_cached_terraform_to_the_worker(tmp_path: Path) -> None:
+    """With the cache, this process takes only Terraform files it must parse (it holds no
+    Terraform pickle), from the end, while the worker has more to do; a file the shelf's keys
+    say is cached is the worker's, and a key that no longer matches makes a file parseable
+    here again."""
+    from policyscan.cache import ScanCache
+    from policyscan.discover import discover
+
+    files = {f"mod{i:02d}/main.tf": "# " + "x" * 20_000 + "\n" for i in range(12)}
+    root = write_tree(tmp_path / "repo", {**files, "app/.env": "DEBUG=false\n"})
+    artifacts = discover([str(root)], str(root)).artifacts
+    terraform = [i for i, a in enumerate(artifacts) if a.kind is Kind.TERRAFORM]
+    keys = {a.path: f"key {a.path}" for a in artifacts}
+    store = ScanCache(str(tmp_path / "cache"), b"k" * 32)
+
+    shelf = dict(keys)  # the keys as the shelf has them
+
+    def taken(cached: set[str]) -> list[str]:
+        sources = split_module.Sources({}, {}, {}, keys, store, {p: shelf[p] for p in cached})
+        here = split_module._share_here(artifacts, terraform, sources)
+        return sorted(artifacts[i].path for i in here)
+
+    none_cached = taken(set())
+    assert none_cached and len(none_cached) < len(terraform)
+    assert none_cached == sorted(artifacts[i].path for i in terraform[-len(none_cached) :])
+    last = artifacts[terraform[-1]].path
+    with_last_cached = taken({last})
+    assert last not in with_last_cached and with_last_cached
+    assert taken({artifacts[i].path for i in terraform}) == []
+    keys[last] = "changed since"
+    assert last in taken({last})
