@@ -28,6 +28,7 @@ the cache off for the run; it never fails a scan.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -40,6 +41,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -59,6 +61,8 @@ _DOCUMENTS = "documents.bin"
 _TERRAFORM_DOCUMENTS = "documents-terraform.bin"
 _TERRAFORM_KEYS = "documents-terraform-keys.bin"
 _RESULTS = "results.bin"
+_TEMP = ".tmp-"
+_STALE_SECONDS = 3600
 _GITIGNORE = "# Created by policyscan: a cache, never to be committed.\n*\n"
 _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -419,7 +423,7 @@ class ScanCache:
         """The objects, one pickle each, in a file of their own."""
         try:
             self._prepare()
-            fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+            fd, temp = tempfile.mkstemp(dir=self.directory, prefix=_TEMP)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     # Pickled straight into the file and signed on the way, the signature
@@ -446,6 +450,15 @@ class ScanCache:
             if not os.path.exists(path):
                 with open(path, "w", encoding="utf-8") as handle:
                     handle.write(text)
+        # A writer killed mid-write (the split's worker, stopped with its scan) leaves its
+        # temporary file: gone once old enough that no writer can still be at it.
+        stale = time.time() - _STALE_SECONDS
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                if entry.name.startswith(_TEMP) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(OSError):
+                        if entry.stat(follow_symlinks=False).st_mtime < stale:
+                            os.unlink(entry.path)
 
     # --- documents: path -> (key, pickled document), in two shelves
 

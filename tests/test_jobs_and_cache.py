@@ -14,6 +14,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -552,6 +553,23 @@ def test_codec_round_trips_documents() -> None:
     docs = _fixture_documents()
     assert docs
     assert [cache.loads(cache.dumps(d)) for d in docs] == docs
+
+
+def test_a_writer_killed_mid_write_leaves_nothing_for_long(tmp_path: Path) -> None:
+    """A temporary file left by a killed writer goes with the next write once it is an hour
+    old; a younger one may be another writer's, at it now, and stays."""
+    root = _small_repo(tmp_path / "repo")
+    _scan(root, cache=True)
+    folder = root / cache.CACHE_DIRNAME
+    old, young = folder / ".tmp-killed", folder / ".tmp-writing"
+    for path in (old, young):
+        path.write_bytes(b"half a shelf")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    (root / "app" / ".env").write_text("DEBUG=false\n", encoding="utf-8")
+    _scan(root, cache=True)
+    assert not old.exists()
+    assert young.exists()
 
 
 def test_loaded_documents_share_equal_spans_as_parsed_ones_do() -> None:
