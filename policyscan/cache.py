@@ -4,11 +4,12 @@ and the rule results of a whole tree by the content of all its files.
 Each file is rewritten whole after a scan that changed it:
 
 ``documents.bin``, ``documents-terraform.bin``
-    path -> (key, pickled document), the Terraform documents in a shelf of their own. The key
-    hashes the file's bytes, where and what it is (path, kind, environment, template), and the
-    code that parses it; a file whose key changed is parsed again.
-``documents-terraform-keys.bin``
-    path -> key of the Terraform shelf, for a process that plans without loading it.
+    two shelves of documents, the Terraform ones apart: each document's pickle, and a signed
+    index of path -> (key, where the pickle is, its SHA-256). The key hashes the file's bytes,
+    where and what it is (path, kind, environment, template), and the code that parses it; a
+    file whose key changed is parsed again. A pickle is read when it is needed and checked
+    against the index then, and a shelf is written as its documents come (Shelf,
+    ShelfWriter): a scan holds the index, not the pickles.
 ``results.bin``
     the rule results of the last scan, under a key that hashes every file's key, the rules (their
     files' contents and the configuration's overrides) and the code. An unchanged tree is
@@ -39,6 +40,7 @@ import pickle
 import secrets
 import shutil
 import stat
+import struct
 import sys
 import tempfile
 import time
@@ -59,7 +61,13 @@ _KEY_NAME = "cache-key"
 # through the process that judges the other kinds (50 MB of the 240 it held at 10,000 files).
 _DOCUMENTS = "documents.bin"
 _TERRAFORM_DOCUMENTS = "documents-terraform.bin"
-_TERRAFORM_KEYS = "documents-terraform-keys.bin"
+# A shelf: the magic, each document's pickle one after the other, the index (path -> key,
+# offset, length, SHA-256 of the pickle) pickled, then the index's offset and its signature.
+# A pickle is read when a scan needs it and checked against the signed index then, so that
+# nothing is held but the index (the pickles of 10,000 files are 45 MB) and a shelf can be
+# written as its documents come, each let go once written.
+_SHELF_MAGIC = b"PSSHELF1"
+_OFFSET_SIZE = 8
 _RESULTS = "results.bin"
 _TEMP = ".tmp-"
 _STALE_SECONDS = 3600
@@ -462,30 +470,67 @@ class ScanCache:
 
     # --- documents: path -> (key, pickled document), in two shelves
 
+    def open_shelf(self, terraform: bool) -> Shelf:
+        """The Terraform shelf, or the other kinds' (empty when there is none that verifies)."""
+        name = _TERRAFORM_DOCUMENTS if terraform else _DOCUMENTS
+        fd = _open_regular(os.path.join(self.directory, name))
+        if fd is None:
+            return Shelf()
+        try:
+            index = self._shelf_index(name, fd)
+        except Exception:  # unreadable, a format from another version, or damage: a miss
+            index = None
+        if index is None:
+            os.close(fd)
+            return Shelf()
+        return Shelf(fd, index, name)
+
+    def _shelf_index(self, name: str, fd: int) -> dict[str, _Entry] | None:
+        size = os.fstat(fd).st_size
+        head, tail = len(_SHELF_MAGIC), _OFFSET_SIZE + _MAC_SIZE
+        if size < head + tail or os.pread(fd, head, 0) != _SHELF_MAGIC:
+            return None
+        trailer = os.pread(fd, tail, size - tail)
+        (at,) = struct.unpack(">Q", trailer[:_OFFSET_SIZE])
+        if not head <= at <= size - tail:
+            return None
+        payload = os.pread(fd, size - tail - at, at)
+        signature = self._mac(name, payload)
+        if not hmac.compare_digest(trailer[_OFFSET_SIZE:], signature):
+            return None
+        index = _Unpickler(io.BytesIO(payload)).load()
+        if not isinstance(index, dict):
+            return None
+        for path, entry in index.items():
+            if not (
+                isinstance(path, str)
+                and isinstance(entry, tuple)
+                and len(entry) == 4
+                and isinstance(entry[0], str)
+                and all(type(n) is int and 0 <= n <= size for n in entry[1:3])
+                and isinstance(entry[3], bytes)
+            ):
+                return None
+        return index
+
+    def shelf_writer(self, terraform: bool, old: Shelf) -> ShelfWriter:
+        """A writer of the shelf that replaces ``old`` (as opened)."""
+        return ShelfWriter(self, _TERRAFORM_DOCUMENTS if terraform else _DOCUMENTS, old)
+
     def load_documents(self, terraform: bool | None = None) -> dict[str, tuple[str, bytes]]:
-        """The Terraform shelf (``terraform``), the other kinds' (not ``terraform``), or both
-        (None)."""
+        """Every entry of the Terraform shelf, the other kinds', or both (None), read whole:
+        for tests and tools; a scan reads a pickle when it needs it (Shelf.unchanged)."""
         found: dict[str, tuple[str, bytes]] = {}
-        for name in _shelves(terraform):
-            shelf = self._read(name)
-            if isinstance(shelf, dict):
-                found.update(shelf)
+        for shelf_kind in (False, True):
+            if terraform is not None and shelf_kind is not terraform:
+                continue
+            shelf = self.open_shelf(shelf_kind)
+            for path, key in shelf.keys().items():
+                blob = shelf.unchanged(path, key)
+                if blob is not None:
+                    found[path] = (key, blob)
+            shelf.close()
         return found
-
-    def store_documents(self, entries: dict[str, tuple[str, bytes]], terraform: bool) -> None:
-        """Replace one shelf; the Terraform one with its keys beside it (terraform_keys)."""
-        [name] = _shelves(terraform)
-        self._write(name, entries)
-        if terraform:
-            self._write(_TERRAFORM_KEYS, {path: key for path, (key, _) in entries.items()})
-
-    def terraform_keys(self) -> dict[str, str]:
-        """The key of each document of the Terraform shelf, without its pickles: what a
-        process that leaves the Terraform to another plans with. Written after the shelf, so
-        it can lag behind it (a write that failed, a scan stopped between the two): a hint,
-        never what a document is taken from."""
-        found = self._read(_TERRAFORM_KEYS)
-        return found if isinstance(found, dict) else {}
 
     # --- results: the tree key, then the results, each in a pickle of its own: a run whose
     # tree changed loads the key alone (the results of 10,000 files took 0.15 s and 18 MB)
@@ -497,17 +542,168 @@ class ScanCache:
         self._write(_RESULTS, key, results)
 
 
-def _shelves(terraform: bool | None) -> tuple[str, ...]:
-    if terraform is None:
-        return (_DOCUMENTS, _TERRAFORM_DOCUMENTS)
-    return (_TERRAFORM_DOCUMENTS,) if terraform else (_DOCUMENTS,)
+# A shelf's index entry: the document's key, and its pickle's offset, length and SHA-256.
+_Entry = tuple[str, int, int, bytes]
 
 
-def _read_regular(path: str) -> bytes | None:
-    """A cache file's bytes, if it is a regular file of a sane size. A repository can plant
-    anything under that name: a FIFO (opening it would wait for a writer forever; O_NONBLOCK
-    returns at once, and it is then refused), a link (O_NOFOLLOW), a device, a sparse file of
-    terabytes (MAX_FILE_BYTES)."""
+class Shelf:
+    """A shelf as stored: its signed index, and the file, from which a pickle is read when it
+    is asked for. Empty when there was none (or none that verified)."""
+
+    def __init__(
+        self, fd: int | None = None, index: dict[str, _Entry] | None = None, name: str = ""
+    ) -> None:
+        self._fd = fd
+        self._index = index or {}
+        self.name = name
+
+    def keys(self) -> dict[str, str]:
+        """Each document's key, by path."""
+        return {path: entry[0] for path, entry in self._index.items()}
+
+    def key(self, path: str) -> str | None:
+        entry = self._index.get(path)
+        return entry[0] if entry is not None else None
+
+    def digest(self, path: str) -> bytes:
+        return self._index[path][3]
+
+    def unchanged(self, path: str, key: str | None) -> bytes | None:
+        """The pickle stored for ``path`` if stored under ``key``, and if it reads back as the
+        index says it was written; None otherwise."""
+        entry = self._index.get(path)
+        if entry is None or key is None or entry[0] != key or self._fd is None:
+            return None
+        _, offset, length, digest = entry
+        try:
+            blob = os.pread(self._fd, length, offset)
+        except OSError:
+            return None
+        if len(blob) != length or hashlib.sha256(blob).digest() != digest:
+            return None
+        return blob
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:  # one a caller let go without closing (a tool, a test)
+        self.close()
+
+
+class ShelfWriter:
+    """A shelf written as its documents come: ``put`` a new pickle, ``keep`` one the old shelf
+    has; ``close`` replaces the old shelf, unless nothing differs from it. Nothing is written
+    before the first difference (a new pickle, or a document of the old shelf not kept), so a
+    scan that changed nothing here writes nothing; after it, each pickle goes to the file when
+    it comes (a kept one copied from the old file) and is let go. Fails soft: a write that
+    fails leaves the old shelf as it was."""
+
+    def __init__(self, cache: ScanCache, name: str, old: Shelf) -> None:
+        self._cache = cache
+        self._name = name
+        self._old = old
+        self._kept: list[tuple[str, str]] = []  # kept before the file was started
+        self._index: dict[str, _Entry] = {}
+        self._file: Any = None
+        self._temp: str | None = None
+        self._failed = False
+
+    def keep(self, path: str, key: str, blob: bytes | None = None) -> None:
+        """The old shelf's pickle of ``path``, kept: ``blob``, as Shelf.unchanged gave it, or
+        read again."""
+        if self._failed:
+            return
+        if self._file is None:
+            self._kept.append((path, key))
+            return
+        if blob is None:
+            blob = self._old.unchanged(path, key)
+        if blob is not None:
+            self._write(path, key, blob, self._old.digest(path))
+
+    def put(self, path: str, key: str, blob: bytes) -> None:
+        """A pickle the old shelf does not have."""
+        if self._failed:
+            return
+        if self._file is None and not self._start():
+            return
+        self._write(path, key, blob)
+
+    def close(self) -> None:
+        """The shelf written, if it differs from the old one (and no write failed)."""
+        try:
+            if self._failed:
+                return
+            if self._file is None:
+                if {path for path, _ in self._kept} == set(self._old.keys()):
+                    return  # the old shelf, as it is
+                if not self._start():
+                    return
+            payload = dumps(self._index)
+            at = self._file.tell()
+            trailer = struct.pack(">Q", at) + self._cache._mac(self._name, payload)
+            _write_all(self._file, payload + trailer)
+            self._file.close()
+            assert self._temp is not None  # started above
+            os.replace(self._temp, os.path.join(self._cache.directory, self._name))
+            self._temp = None
+        except OSError:
+            self._failed = True
+        finally:
+            self.discard()
+
+    def _start(self) -> bool:
+        try:
+            self._cache._prepare()
+            fd, self._temp = tempfile.mkstemp(dir=self._cache.directory, prefix=_TEMP)
+            # Unbuffered: a process forked while this one writes (a helper) inherits the
+            # file, and must find nothing of this one's in a buffer that it could flush.
+            self._file = os.fdopen(fd, "wb", buffering=0)
+            _write_all(self._file, _SHELF_MAGIC)
+        except OSError:
+            self._failed = True
+            self.discard()
+            return False
+        kept, self._kept = self._kept, []
+        for path, key in kept:
+            self.keep(path, key)
+        return not self._failed
+
+    def _write(self, path: str, key: str, blob: bytes, digest: bytes | None = None) -> None:
+        try:
+            at = self._file.tell()
+            _write_all(self._file, blob)
+        except OSError:
+            self._failed = True
+            self.discard()
+            return
+        self._index[path] = (key, at, len(blob), digest or hashlib.sha256(blob).digest())
+
+    def discard(self) -> None:
+        """The file given up, unless closed already (then nothing)."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        if self._temp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._temp)
+            self._temp = None
+
+
+def _write_all(file: Any, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[file.write(view) :]
+
+
+def _open_regular(path: str) -> int | None:
+    """A descriptor of a cache file, if it is a regular file of a sane size. A repository can
+    plant anything under that name: a FIFO (opening it would wait for a writer forever;
+    O_NONBLOCK returns at once, and it is then refused), a link (O_NOFOLLOW), a device, a
+    sparse file of terabytes (MAX_FILE_BYTES)."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags)
@@ -515,13 +711,26 @@ def _read_regular(path: str) -> bytes | None:
         return None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
-            return None
+        if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_FILE_BYTES:
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _read_regular(path: str) -> bytes | None:
+    """A cache file's bytes (see _open_regular)."""
+    fd = _open_regular(path)
+    if fd is None:
+        return None
+    try:
+        size = os.fstat(fd).st_size
         chunks = []
         remaining = MAX_FILE_BYTES + 1
         while remaining > 0:
             # The file's size at once: one chunk is joined without a copy.
-            chunk = os.read(fd, min(remaining, st.st_size + 1))
+            chunk = os.read(fd, min(remaining, size + 1))
             if not chunk:
                 break
             chunks.append(chunk)

@@ -29,7 +29,7 @@ from policyscan.model import Artifact, Evidence, Finding, Kind, Problem, ScanRes
 from policyscan.policy.loader import Rule
 
 if TYPE_CHECKING:
-    from policyscan.cache import ScanCache
+    from policyscan.cache import ScanCache, Shelf, ShelfWriter
     from policyscan.project import Project
     from policyscan.split import Sources
     from policyscan.suppress import SuppressOptions
@@ -261,7 +261,7 @@ def _scan(rules: Sequence[Rule], options: ScanOptions, root: str) -> ScanResult:
     if store is None:
         by_kind = _split(rules, options, found.root, found.artifacts, texts, clock)
     if by_kind is not None:
-        project, evaluated, _ = by_kind
+        project, evaluated = by_kind
     elif store is None:
         in_parts = _in_parts(rules, options, found.root, found.artifacts, texts, clock)
         if in_parts is not None:
@@ -310,10 +310,10 @@ def _split(
     texts: dict[str, str],
     clock: _Clock,
     sources: Sources | None = None,
-) -> tuple[Any, _Evaluated, dict[str, bytes]] | None:
+) -> tuple[Any, _Evaluated] | None:
     """Two processes, split by kind (split.py), where that is how the scan is shared out: the
-    project (a stand-in), what the rules made, and (with ``sources``, the cache's) each
-    document's pickle. ``texts`` is changed only when it was done."""
+    project (a stand-in) and what the rules made. ``texts`` is changed only when it was
+    done."""
     if _jobs_for(options.jobs, len(artifacts)) != 2:
         return None
     from policyscan.split import scan_by_kind
@@ -339,7 +339,7 @@ def _split(
     evaluated = _Evaluated(
         done.parse_problems, done.findings, done.evidence, done.rule_problems, done.view_problems
     )
-    return done.project, evaluated, done.pickles
+    return done.project, evaluated
 
 
 def _can_part(options: ScanOptions, artifacts: list[Artifact]) -> bool:
@@ -350,28 +350,62 @@ def _can_part(options: ScanOptions, artifacts: list[Artifact]) -> bool:
     return any(a.kind is Kind.TERRAFORM for a in artifacts)
 
 
+# A document's cache entry as a process took it: its key, and its new pickle, or None when
+# the shelf's was kept.
+_Taken = tuple[str, bytes | None]
+
+
 @dataclass
 class _FromCache:
     """With the cache: each readable file's key, the problem of each file that could not be
-    read, and the pickle of each document whose key is unchanged; ``entries`` gets the cache
-    entry of every document taken (loaded or parsed), as _documents makes them."""
+    read, the shelves as stored (by "is Terraform") and their writers. Each document taken
+    (loaded or parsed) goes to its writer, as _documents does it; in a process forked from
+    this one (a helper), to ``taken`` instead, for this one to write (``give``): the writers'
+    file is this process's."""
 
     keys: dict[str, str]
     failed: dict[str, Problem]
-    unchanged: dict[str, bytes]
-    entries: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    shelves: dict[bool, Shelf]
+    writers: dict[bool, ShelfWriter]
+    taken: dict[str, _Taken] = field(default_factory=dict)
+    pid: int = field(default_factory=os.getpid)
 
     def document(self, artifact: Artifact, text: str) -> object:
-        blob = self.unchanged.get(artifact.path)
+        path, key = artifact.path, self.keys[artifact.path]
+        terraform = artifact.kind is Kind.TERRAFORM
+        blob = self.shelves[terraform].unchanged(path, key)
         doc = _load(blob) if blob is not None else None
-        if doc is None:
-            doc = parse_text(artifact, text)
-            # Pickled now: evaluation may annotate the document afterwards. One that did not
-            # load from its entry is not stored again (it would not load next time either).
-            blob = None if blob is not None or isinstance(doc, _Failed) else _dumps(doc)
-        if blob is not None:
-            self.entries[artifact.path] = (self.keys[artifact.path], blob)
+        if doc is not None:
+            self._took(path, key, None, terraform, blob)
+            return doc
+        doc = parse_text(artifact, text)
+        # Pickled now: evaluation may annotate the document afterwards. One that did not load
+        # from its entry is not stored again (it would not load next time either).
+        fresh = None if blob is not None or isinstance(doc, _Failed) else _dumps(doc)
+        if fresh is not None:
+            self._took(path, key, fresh, terraform)
         return doc
+
+    def _took(
+        self, path: str, key: str, blob: bytes | None, terraform: bool, kept: bytes | None = None
+    ) -> None:
+        if os.getpid() != self.pid:
+            self.taken[path] = (key, blob)
+        elif blob is None:
+            self.writers[terraform].keep(path, key, kept)
+        else:
+            self.writers[terraform].put(path, key, blob)
+
+    def give(self, path: str, taken: _Taken, terraform: bool) -> None:
+        """An entry a helper took."""
+        _write_entry(self.writers[terraform], path, *taken)
+
+
+def _write_entry(writer: ShelfWriter, path: str, key: str, blob: bytes | None) -> None:
+    if blob is None:
+        writer.keep(path, key)
+    else:
+        writer.put(path, key, blob)
 
 
 def _in_parts(
@@ -469,15 +503,15 @@ def _in_parts(
             tick()
         others = time.perf_counter() - begun
 
-    def report(paths: list[str]) -> dict[str, tuple[list[Problem], tuple[str, bytes] | None]]:
-        entries = cached.entries if cached is not None else {}
-        return {p: (problems[p], entries.get(p)) for p in paths if p in problems}
+    def report(paths: list[str]) -> dict[str, tuple[list[Problem], _Taken | None]]:
+        taken = cached.taken if cached is not None else {}
+        return {p: (problems[p], taken.get(p)) for p in paths if p in problems}
 
     def absorb(got: object) -> None:
         for path, (found, entry) in got.items():  # type: ignore[attr-defined]
             problems[path] = found
             if entry is not None and cached is not None:
-                cached.entries[path] = entry
+                cached.give(path, entry, terraform=True)  # helpers judge Terraform parts
             tick()
 
     helpers = None
@@ -876,13 +910,17 @@ def _scan_cached(
     )
     clock.lap("read")
 
-    packed: dict[str, tuple[str, bytes]] | None = None
+    shelves: dict[bool, Shelf] = {}
 
-    def documents() -> tuple[dict[str, object], list[Problem], dict[str, tuple[str, bytes]]]:
-        nonlocal packed
-        if packed is None:
-            packed = store.load_documents()
-        return _documents(artifacts, keys, failed, texts, packed, options, clock)
+    def shelf(terraform: bool) -> Shelf:
+        if terraform not in shelves:
+            shelves[terraform] = store.open_shelf(terraform)
+        return shelves[terraform]
+
+    def close_shelves() -> None:
+        for opened in shelves.values():
+            opened.close()
+        shelves.clear()
 
     hit = store.load_results(tree)
     clock.lap("cache.load")
@@ -892,16 +930,45 @@ def _scan_cached(
             from policyscan.project import Project
 
             with _collector_paused():
-                return Project(root, artifacts, documents()[0])
+                try:
+                    docs, _ = _documents(
+                        artifacts, keys, failed, texts, shelf, None, options, clock
+                    )
+                finally:
+                    close_shelves()
+                return Project(root, artifacts, docs)
 
         return _LazyProject(build), hit
+    try:
+        return _evaluate_cached(
+            rules, options, root, artifacts, texts, store, clock, again, keys, failed, tree, shelf
+        )
+    finally:
+        close_shelves()
+
+
+def _evaluate_cached(
+    rules: Sequence[Rule],
+    options: ScanOptions,
+    root: str,
+    artifacts: list[Artifact],
+    texts: dict[str, str],
+    store: ScanCache,
+    clock: _Clock,
+    again: bool,
+    keys: list[str | None],
+    failed: dict[str, Problem],
+    tree: str,
+    shelf: Callable[[bool], Shelf],
+) -> tuple[Any, _Evaluated]:
+    """_scan_cached once the results were not the tree's: the documents taken from the
+    shelves (``shelf``) or parsed, the rules judged, the shelves and results stored."""
 
     keyed = {a.path: k for a, k in zip(artifacts, keys, strict=True) if k is not None}
-    others = store.load_documents(terraform=False)
     split = None
     if not again:
         split = _split_cached(
-            rules, options, root, artifacts, keyed, failed, texts, others, store, clock
+            rules, options, root, artifacts, keyed, failed, texts, store, shelf, clock
         )
         if split == "again":
             # The split failed, and the Terraform texts had gone with it: read again.
@@ -909,29 +976,28 @@ def _scan_cached(
     if isinstance(split, tuple):
         project, evaluated = split  # each process stored its own shelf
     else:
-        terraform = store.load_documents(terraform=True)
-        packed = {**others, **terraform}
-        if not again and _can_part(options, artifacts):
-            source = _FromCache(keyed, failed, _unchanged(artifacts, keys, packed))
-            in_parts = _in_parts(rules, options, root, artifacts, texts, clock, source)
-            if in_parts is None:
-                # A part could not be judged alone, and some texts went with the parts: read
-                # again.
-                return _scan_cached(rules, options, root, artifacts, texts, store, clock, True)
-            project, evaluated = in_parts
-            fresh = {a.path: source.entries[a.path] for a in artifacts if a.path in source.entries}
-        else:
-            docs, parse_problems, fresh = documents()
-            # Documents are taken before evaluation, which may annotate them.
-            project, evaluated = _evaluate(rules, root, artifacts, docs, texts, clock, options)
-            evaluated.parse_problems = parse_problems
-        terraform_paths = {a.path for a in artifacts if a.kind is Kind.TERRAFORM}
-        for shelf, loaded in ((False, others), (True, terraform)):
-            kept = {p: e for p, e in fresh.items() if (p in terraform_paths) is shelf}
-            if kept != loaded or (
-                shelf and store.terraform_keys() != {p: k for p, (k, _) in kept.items()}
-            ):
-                store.store_documents(kept, terraform=shelf)
+        writers = {kind: store.shelf_writer(kind, shelf(kind)) for kind in (False, True)}
+        try:
+            if not again and _can_part(options, artifacts):
+                source = _FromCache(keyed, failed, {k: shelf(k) for k in writers}, writers)
+                in_parts = _in_parts(rules, options, root, artifacts, texts, clock, source)
+                if in_parts is None:
+                    # A part could not be judged alone, and some texts went with the parts:
+                    # read again.
+                    return _scan_cached(rules, options, root, artifacts, texts, store, clock, True)
+                project, evaluated = in_parts
+            else:
+                docs, parse_problems = _documents(
+                    artifacts, keys, failed, texts, shelf, writers, options, clock
+                )
+                # Documents are taken before evaluation, which may annotate them.
+                project, evaluated = _evaluate(rules, root, artifacts, docs, texts, clock, options)
+                evaluated.parse_problems = parse_problems
+            for writer in writers.values():
+                writer.close()
+        finally:
+            for writer in writers.values():
+                writer.discard()  # nothing once closed
     if options.only is None:
         # A run that reports on some files judged only what can make a finding in them
         # (Project.focus): its results would answer a later run of the whole tree wrongly.
@@ -949,52 +1015,34 @@ def _split_cached(
     keys: dict[str, str],
     failed: dict[str, Problem],
     texts: dict[str, str],
-    others: dict[str, tuple[str, bytes]],
     store: ScanCache,
+    shelf: Callable[[bool], Shelf],
     clock: _Clock,
 ) -> tuple[Any, _Evaluated] | str | None:
     """_split with the cache: each document whose key is unchanged is loaded rather than
-    parsed, and each process stores its own shelf (``others``, as loaded, is this one's).
-    None where the split was not done; "again" where it failed after this process had let
-    the Terraform texts go (split._here)."""
+    parsed, and each process stores its own shelf (this one the other kinds'). None where the
+    split was not done; "again" where it failed after this process had let the Terraform
+    texts go (split._here)."""
     if _jobs_for(options.jobs, len(artifacts)) != 2:
         return None
     from policyscan.split import Sources
 
-    cached = {path: entry[1] for path, entry in others.items() if keys.get(path) == entry[0]}
-    terraform_keys = store.terraform_keys()
+    others = shelf(False)
+    writer = store.shelf_writer(False, others)
+    sources = Sources(texts, failed, others, keys, store, shelf(True).keys(), writer)
     clock.lap("cache.load")
-    sources = Sources(texts, failed, cached, keys, store, terraform_keys)
-    done = _split(rules, options, root, artifacts, texts, clock, sources)
-    if done is None:
-        gone = any(
-            a.kind is Kind.TERRAFORM and a.path in keys and a.path not in texts for a in artifacts
-        )
-        return "again" if gone else None
-    project, evaluated, pickles = done
-    fresh: dict[str, tuple[str, bytes]] = {}
-    for artifact in artifacts:
-        key = keys.get(artifact.path)
-        blob = pickles.get(artifact.path) or cached.get(artifact.path)
-        # A file that failed to parse has no text left, and no entry; nor has a Terraform
-        # file here (the worker stored those).
-        if key is not None and blob is not None and artifact.path in texts:
-            fresh[artifact.path] = (key, blob)
-    if fresh != others:
-        store.store_documents(fresh, terraform=False)
-    return project, evaluated
-
-
-def _unchanged(
-    artifacts: list[Artifact], keys: list[str | None], packed: dict[str, tuple[str, bytes]]
-) -> dict[str, bytes]:
-    """The cached pickle of each document whose key is as the cache has it."""
-    cached: dict[str, bytes] = {}
-    for artifact, key in zip(artifacts, keys, strict=True):
-        entry = packed.get(artifact.path) if key is not None else None
-        if entry is not None and entry[0] == key:
-            cached[artifact.path] = entry[1]
-    return cached
+    try:
+        done = _split(rules, options, root, artifacts, texts, clock, sources)
+        if done is None:
+            gone = any(
+                a.kind is Kind.TERRAFORM and a.path in keys and a.path not in texts
+                for a in artifacts
+            )
+            return "again" if gone else None
+        writer.close()
+    finally:
+        writer.discard()  # nothing once closed
+    return done
 
 
 def _documents(
@@ -1002,18 +1050,27 @@ def _documents(
     keys: list[str | None],
     failed: dict[str, Problem],
     texts: dict[str, str],
-    packed: dict[str, tuple[str, bytes]],
+    shelf: Callable[[bool], Shelf],
+    writers: dict[bool, ShelfWriter] | None,
     options: ScanOptions,
     clock: _Clock,
-) -> tuple[dict[str, object], list[Problem], dict[str, tuple[str, bytes]]]:
-    """Every file's document: the cached one if its key is unchanged, else parsed (the texts
-    already read: what is parsed is what was hashed). Returns the documents, the parse problems
-    in path order, and the cache entries for the files of this scan."""
-    cached = _unchanged(artifacts, keys, packed)
-    blobs: list[bytes | None] = [cached.get(a.path) for a in artifacts]
-    todo = [i for i, key in enumerate(keys) if key is not None and blobs[i] is None]
+) -> tuple[dict[str, object], list[Problem]]:
+    """Every file's document: the shelf's (``shelf(is Terraform)``) if its key is unchanged,
+    else parsed (the texts already read: what is parsed is what was hashed). Returns the
+    documents and the parse problems in path order; ``writers`` (by "is Terraform") get each
+    document's entry."""
+
+    def stored(artifact: Artifact, key: str | None) -> bool:
+        return key is not None and shelf(artifact.kind is Kind.TERRAFORM).key(artifact.path) == key
+
+    todo = [i for i, key in enumerate(keys) if key is not None and not stored(artifacts[i], key)]
     clock.lap("cache.load")
     parsed: dict[int, object] = {}
+
+    def write(artifact: Artifact, key: str, blob: bytes | None) -> None:
+        if writers is not None and blob is not None:
+            writers[artifact.kind is Kind.TERRAFORM].put(artifact.path, key, blob)
+
     jobs = _jobs_for(options.jobs, len(todo))
     if jobs > 1:
         pooled = _parse_in_pool(
@@ -1023,40 +1080,47 @@ def _documents(
             jobs,
         )
         for index, (_, blob, doc) in zip(todo, pooled, strict=True):
-            if doc is not None:
-                parsed[index] = doc
+            if doc is None:
+                doc = _load(blob)
+            else:
                 blob = _dumps(doc)
-            blobs[index] = blob
+            if doc is None:  # not picklable: parsed here
+                doc, blob = parse_text(artifacts[index], texts[artifacts[index].path]), None
+            parsed[index] = doc
+            if not isinstance(doc, _Failed):
+                write(artifacts[index], keys[index] or "", blob)
     else:
         per_kind = clock.timings is not None
         for index in todo:
             artifact = artifacts[index]
             started = time.perf_counter()
             parsed[index] = doc = parse_text(artifact, texts[artifact.path])
-            # Pickled now: evaluation may annotate the document afterwards.
-            blobs[index] = _dumps(doc)
+            if not isinstance(doc, _Failed):
+                # Pickled now: evaluation may annotate the document afterwards.
+                write(artifact, keys[index] or "", _dumps(doc))
             if per_kind:
                 _add_kind_time(clock, artifact, time.perf_counter() - started)
     clock.lap("parse")
 
     documents: dict[str, object] = {}
     problems: list[Problem] = []
-    fresh: dict[str, tuple[str, bytes]] = {}
-    for index, (artifact, key, blob) in enumerate(zip(artifacts, keys, blobs, strict=True)):
+    for index, (artifact, key) in enumerate(zip(artifacts, keys, strict=True)):
         if key is None:
             problems.append(failed[artifact.path])
             continue
         doc = parsed.get(index)
         if doc is None:
+            terraform = artifact.kind is Kind.TERRAFORM
+            blob = shelf(terraform).unchanged(artifact.path, key)
             doc = _load(blob)
-        if doc is None:  # not picklable, or an entry that would not load: parsed here
-            doc, blob = parse_text(artifact, texts[artifact.path]), None
+            if doc is None:  # an entry that would not load: parsed here, not stored again
+                doc = parse_text(artifact, texts[artifact.path])
+            elif writers is not None:
+                writers[terraform].keep(artifact.path, key, blob)
         problems.extend(doc.problems)  # type: ignore[attr-defined]
         if isinstance(doc, _Failed):
             texts.pop(artifact.path, None)
             continue
         documents[artifact.path] = doc
-        if blob is not None:
-            fresh[artifact.path] = (key, blob)
     clock.lap("cache.load")
-    return documents, problems, fresh
+    return documents, problems

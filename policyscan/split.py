@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from policyscan import scan as scanning
 from policyscan import suppress
-from policyscan.cache import ScanCache, dumps, loads
+from policyscan.cache import ScanCache, Shelf, ShelfWriter, dumps, loads
 from policyscan.model import Artifact, Evidence, Finding, Kind, Problem
 from policyscan.policy import engine
 from policyscan.project import PartialViewError, Project
@@ -83,16 +83,17 @@ def terraform_equivalent(other_bytes: int) -> int:
 @dataclass(frozen=True)
 class Sources:
     """With the cache: every readable file's text (as hashed) and document key, the problem
-    of each file that could not be read, and the cached pickle of each document of the other
-    kinds whose key is unchanged. The Terraform shelf is the worker's to load and store; this
-    process plans with its keys alone (``terraform_keys``, ScanCache.terraform_keys)."""
+    of each file that could not be read, and the other kinds' shelf and its writer. The
+    Terraform shelf is the worker's to open and store; this process plans with its keys alone
+    (``terraform_keys``)."""
 
     texts: dict[str, str]
     failed: dict[str, Problem]
-    cached: dict[str, bytes]
+    cached: Shelf
     keys: dict[str, str]
     store: ScanCache
     terraform_keys: dict[str, str]
+    writer: ShelfWriter  # of the other kinds' shelf, in this process only
 
     def terraform_cached(self, path: str) -> bool:
         """Whether the Terraform shelf should hold this file's document as it is now."""
@@ -117,9 +118,9 @@ class _Plan:
     read: dict[int, str | Problem]
 
 
-# One file's document (or a _Failed), its text, and its pickle when one is wanted (to send it
-# to the worker, or for the cache).
-_Obtained = tuple[object, str, bytes | None]
+# One file's document (or a _Failed), its text, its pickle when one is wanted (to send it to
+# the worker, or for the cache), and whether that pickle is the cache's.
+_Obtained = tuple[object, str, bytes | None, bool]
 
 
 # What the worker tells of each file it parsed: its problems, whether it failed, and the text
@@ -127,11 +128,9 @@ _Obtained = tuple[object, str, bytes | None]
 _Parsed = tuple[list[Problem], bool, str | None]
 
 
-def _obtain(
-    plan: _Plan, index: int, pickle: bool, cached: dict[str, bytes] | None = None
-) -> _Obtained:
-    """A file's document: read and parsed, or taken from the cache (``cached``, or the
-    Sources' pickles)."""
+def _obtain(plan: _Plan, index: int, pickle: bool, shelf: Shelf | None = None) -> _Obtained:
+    """A file's document: read and parsed, or taken from the cache (``shelf``, or the
+    Sources' one)."""
     artifact = plan.artifacts[index]
     sources = plan.sources
     if sources is None:
@@ -143,19 +142,23 @@ def _obtain(
         else:
             doc, text = scanning.parse_text(artifact, read), read
         failed = isinstance(doc, scanning._Failed)
-        return doc, text, scanning._dumps(doc) if pickle and not failed else None
+        return doc, text, scanning._dumps(doc) if pickle and not failed else None, False
     problem = sources.failed.get(artifact.path)
     if problem is not None:
-        return scanning._Failed(artifact, [problem]), "", None
+        return scanning._Failed(artifact, [problem]), "", None, False
     text = sources.texts[artifact.path]
-    blob = (sources.cached if cached is None else cached).get(artifact.path)
+    shelf = sources.cached if shelf is None else shelf
+    blob = shelf.unchanged(artifact.path, sources.keys.get(artifact.path))
     if blob is not None:
         loaded = scanning._load(blob)
         if loaded is not None:
-            return loaded, text, blob
+            return loaded, text, blob, True
     doc = scanning.parse_text(artifact, text)
-    # Pickled now: evaluation may annotate the document afterwards.
-    return doc, text, None if isinstance(doc, scanning._Failed) else scanning._dumps(doc)
+    # Pickled now: evaluation may annotate the document afterwards. One that did not load
+    # from its entry is not stored again (it would not load next time either).
+    if blob is not None or isinstance(doc, scanning._Failed):
+        return doc, text, None, False
+    return doc, text, scanning._dumps(doc), False
 
 
 # What the worker does, set just before it is forked, inherited, never pickled: the plan, the
@@ -173,7 +176,6 @@ class Split:
     rule_problems: list[Problem]
     parse_problems: list[Problem]  # every file's, in path order
     view_problems: list[Problem]
-    pickles: dict[str, bytes]  # with the cache: each document's pickle of the other kinds
 
 
 def scan_by_kind(
@@ -258,7 +260,6 @@ def _here(
     mine = [*sorted(here_tf), *others]
     problems: dict[str, list[Problem]] = {}
     documents: dict[str, object] = {}
-    pickles: dict[str, bytes] = {}
     sent: list[tuple[int, bytes | None]] = []
     share: list[object] = []  # without the cache: the documents sent in one pickle
     if plan.sources is not None:
@@ -275,7 +276,7 @@ def _here(
         artifact = artifacts[index]
         terraform = artifact.kind is Kind.TERRAFORM
         # With the cache, each document's own pickle is the cache's entry too.
-        doc, text, blob = _obtain(plan, index, pickle=terraform and plan.sources is not None)
+        doc, text, blob, kept = _obtain(plan, index, pickle=terraform and plan.sources is not None)
         problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
         if isinstance(doc, scanning._Failed):
             texts.pop(artifact.path, None)
@@ -287,7 +288,13 @@ def _here(
             elif plan.sources is not None:
                 _drop_text(plan.sources, texts, artifact.path)
             if blob is not None and plan.sources is not None and not terraform:
-                pickles[artifact.path] = blob  # the worker stores the Terraform ones
+                # The other kinds' shelf, as each document comes (the worker's is the
+                # Terraform one).
+                key = plan.sources.keys[artifact.path]
+                if kept:
+                    plan.sources.writer.keep(artifact.path, key, blob)
+                else:
+                    plan.sources.writer.put(artifact.path, key, blob)
             if terraform:
                 sent.append((index, blob))
                 if plan.sources is None:
@@ -348,7 +355,6 @@ def _here(
         rule_problems,
         [p for a in artifacts for p in problems.get(a.path, ())],
         [*project.problems, *view_problems],
-        pickles,
     )
 
 
@@ -437,7 +443,17 @@ def _worker() -> None:
     # Ctrl-C is the parent's to handle (it stops the worker): no traceback from here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        message = dumps(("ok", _work(*_WORK)))
+        plan = _WORK[0]
+        if plan.sources is None:
+            message = dumps(("ok", _work(*_WORK)))
+        else:
+            shelf = plan.sources.store.open_shelf(terraform=True)
+            writer = plan.sources.store.shelf_writer(True, shelf)
+            try:
+                message = dumps(("ok", _work(*_WORK, shelf, writer)))
+            finally:
+                writer.discard()  # nothing once closed
+                shelf.close()
     except Exception:
         if os.environ.get("POLICYSCAN_DEBUG"):
             raise
@@ -446,23 +462,22 @@ def _worker() -> None:
 
 
 def _work(
-    plan: _Plan, mine: list[int], inbox: Queue[Any], send: Connection
+    plan: _Plan,
+    mine: list[int],
+    inbox: Queue[Any],
+    send: Connection,
+    shelf: Shelf | None = None,
+    writer: ShelfWriter | None = None,
 ) -> tuple[Any, list[Problem], dict[str, _Parsed], dict[str, list[Subject]]]:
     """What the worker found (see _Parsed). The Terraform rules are judged a few modules at a
     time (terraform_parts.py), each part's documents let go before the next is parsed; this
-    process's share is taken when a part first needs it. With the cache, the Terraform shelf
-    is loaded and stored here, before the findings are sent (a worker still writing when the
+    process's share is taken when a part first needs it. With the cache, the documents are
+    taken from the Terraform ``shelf`` where they can be, and each goes to ``writer`` as it
+    comes; the shelf is stored before the findings are sent (a worker still writing when the
     parent is done would be stopped, its file left half written)."""
     parsed: dict[str, _Parsed] = {}
     texts: dict[str, str] = {}
     sources = plan.sources
-    shelf = sources.store.load_documents(terraform=True) if sources is not None else {}
-    cached: dict[str, bytes] = {}
-    if sources is not None:
-        for path, (key, blob) in shelf.items():
-            if sources.keys.get(path) == key:
-                cached[path] = blob
-    entries: dict[str, tuple[str, bytes]] = {}  # the shelf as this scan leaves it
     mine_set = set(mine)
     terraform = [i for i, a in enumerate(plan.artifacts) if a.kind is Kind.TERRAFORM]
     for index in terraform:
@@ -490,7 +505,7 @@ def _work(
         index = place[artifact.path]
         if index not in mine_set:
             if not taken:
-                arrived = _shared(plan, inbox, wait=False, entries=entries)
+                arrived = _shared(plan, inbox, wait=False, writer=writer)
                 if arrived is None:
                     # Not sent yet (a question read a module of the share first): parsed
                     # here rather than waited for; the parent's copy is dropped when it comes.
@@ -502,15 +517,18 @@ def _work(
                 return None  # it failed there (the parent has its problems)
             doc = shared.pop(artifact.path)
             return doc if doc is not None else _parsed_here(artifact, text)
-        doc, _, blob = _obtain(plan, index, pickle=False, cached=cached)
+        doc, _, blob, from_shelf = _obtain(plan, index, pickle=False, shelf=shelf)
         found = list(doc.problems)  # type: ignore[attr-defined]
         if isinstance(doc, scanning._Failed):
             parsed[artifact.path] = (found, True, None)
             return None
         # The parent needs a text only for its ignore comments: snippets are made here.
         parsed[artifact.path] = (found, False, kept.get(artifact.path) if sources is None else None)
-        if sources is not None and blob is not None:
-            entries[artifact.path] = (sources.keys[artifact.path], blob)
+        if sources is not None and writer is not None and blob is not None:
+            if from_shelf:
+                writer.keep(artifact.path, sources.keys[artifact.path], blob)
+            else:
+                writer.put(artifact.path, sources.keys[artifact.path], blob)
         return doc
 
     # A Terraform rule that reads other kinds (PartialViewError) fails the worker: the parent
@@ -529,15 +547,10 @@ def _work(
     )
     if not taken:
         # taken, or the parent's queue thread waits at exit
-        _shared(plan, inbox, wait=True, entries=entries)
+        _shared(plan, inbox, wait=True, writer=writer)
     send.send_bytes(dumps(("ok", judged.cross_family)))
-    if sources is not None:
-        keys = {path: key for path, (key, _) in entries.items()}
-        if entries != shelf or keys != sources.terraform_keys:
-            sources.store.store_documents(
-                {a.path: entries[a.path] for a in plan.artifacts if a.path in entries},
-                terraform=True,
-            )
+    if writer is not None:
+        writer.close()
     return judged.tagged, judged.view_problems, parsed, judged.stubs
 
 
@@ -545,10 +558,10 @@ def _shared(
     plan: _Plan,
     inbox: Queue[Any],
     wait: bool = True,
-    entries: dict[str, tuple[str, bytes]] | None = None,
+    writer: ShelfWriter | None = None,
 ) -> dict[str, object | None] | None:
     """The parent's Terraform documents, by path (None: to be parsed here); None when they
-    have not come and ``wait`` is false. With the cache, ``entries`` gets the cache entry of
+    have not come and ``wait`` is false. With the cache, ``writer`` gets the cache entry of
     each (its pickle as sent) that loads."""
     import queue
 
@@ -566,13 +579,8 @@ def _shared(
     for index, blob in sent:
         path = plan.artifacts[index].path
         out[path] = doc = scanning._load(blob) if blob is not None else next(share)
-        if (
-            plan.sources is not None
-            and entries is not None
-            and blob is not None
-            and doc is not None
-        ):
-            entries[path] = (plan.sources.keys[path], blob)
+        if plan.sources is not None and writer is not None and blob is not None and doc is not None:
+            writer.put(path, plan.sources.keys[path], blob)
     return out
 
 

@@ -515,9 +515,12 @@ def test_even_a_signed_entry_only_builds_policyscan_classes(tmp_path: Path) -> N
     store = cache.ScanCache.open(str(root))
     assert store is not None
     ran = tmp_path / "ran"
-    evil = pickle.dumps({"app/.env": ("key", pickle.dumps(_Planted(ran)))})
-    path = root / cache.CACHE_DIRNAME / "documents.bin"
-    path.write_bytes(cache._MAGIC + store._mac("documents.bin", evil) + evil)
+    key = store.open_shelf(terraform=False).key("app/.env")
+    assert key is not None
+    writer = store.shelf_writer(False, cache.Shelf())
+    writer.put("app/.env", key, pickle.dumps(_Planted(ran)))  # signed, and under its key
+    writer.close()
+    assert store.open_shelf(terraform=False).unchanged("app/.env", key) is not None
     (root / cache.CACHE_DIRNAME / "results.bin").unlink()
     with pytest.raises(pickle.UnpicklingError):
         cache.loads(pickle.dumps(_Planted(ran)))
@@ -570,6 +573,55 @@ def test_a_writer_killed_mid_write_leaves_nothing_for_long(tmp_path: Path) -> No
     _scan(root, cache=True)
     assert not old.exists()
     assert young.exists()
+
+
+def test_a_shelf_is_written_only_when_it_changes(tmp_path: Path) -> None:
+    """A writer that keeps every document of the old shelf leaves its file alone; one that
+    drops a document, or puts a new one, replaces it, the kept pickles copied from the old
+    file (also those kept before the first new one came). A pickle is checked against the
+    signed index when read: one changed on disk reads as nothing."""
+    store = cache.ScanCache(str(tmp_path / "cache"), b"k" * 32)
+    path = tmp_path / "cache" / cache._DOCUMENTS
+    first = store.shelf_writer(False, cache.Shelf())
+    for name in ("a", "b", "c"):
+        first.put(name, f"key {name}", cache.dumps({"doc": name}))
+    first.close()
+
+    def shelf() -> dict[str, object]:
+        opened = store.open_shelf(terraform=False)
+        found = {p: cache.loads(opened.unchanged(p, k) or b"") for p, k in opened.keys().items()}
+        opened.close()
+        return found
+
+    assert shelf() == {"a": {"doc": "a"}, "b": {"doc": "b"}, "c": {"doc": "c"}}
+    assert store.open_shelf(terraform=False).unchanged("a", "another key") is None
+    before = path.stat()
+
+    def write(keep: list[str], put: dict[str, str]) -> None:
+        old = store.open_shelf(terraform=False)
+        writer = store.shelf_writer(False, old)
+        for name in keep:
+            writer.keep(name, f"key {name}")
+        for name, doc in put.items():
+            writer.put(name, f"key {name}", cache.dumps({"doc": doc}))
+        writer.close()
+        old.close()
+
+    write(["c", "a", "b"], {})
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    write(["a", "b"], {})
+    assert shelf() == {"a": {"doc": "a"}, "b": {"doc": "b"}}
+    write(["b"], {"d": "new"})
+    assert shelf() == {"b": {"doc": "b"}, "d": {"doc": "new"}}
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
+
+    data = bytearray(path.read_bytes())
+    data[len(cache._SHELF_MAGIC) + 3] ^= 0xFF  # inside the first pickle, "b"
+    path.write_bytes(bytes(data))
+    opened = store.open_shelf(terraform=False)
+    assert opened.unchanged("b", "key b") is None
+    assert opened.unchanged("d", "key d") is not None
 
 
 def test_loaded_documents_share_equal_spans_as_parsed_ones_do() -> None:

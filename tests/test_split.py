@@ -331,102 +331,110 @@ def test_a_worker_lost_after_storing_its_shelf(
 
 
 def _shelf_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A file that gets a line for each shelf loaded or stored: which process, what, which."""
-    from policyscan.cache import ScanCache
+    """A file that gets a line for each shelf opened, each pickle read from one, and each
+    shelf written: which process, what, which shelf."""
+    from policyscan.cache import ScanCache, Shelf, ShelfWriter
 
     log = tmp_path / "shelves.log"
-    real_load, real_store = ScanCache.load_documents, ScanCache.store_documents
+    real_open, real_read, real_start = (
+        ScanCache.open_shelf,
+        Shelf.unchanged,
+        ShelfWriter._start,
+    )
 
-    def note(what: str, terraform: bool | None) -> None:
+    def note(what: str, name: str) -> None:
         with log.open("a", encoding="utf-8") as f:
-            f.write(f"{os.getpid()} {what} {terraform}\n")
+            f.write(f"{os.getpid()} {what} {name}\n")
 
-    def load(self: ScanCache, terraform: bool | None = None) -> Any:
-        note("load", terraform)
-        return real_load(self, terraform)
+    def open_shelf(self: ScanCache, terraform: bool) -> Shelf:
+        note("open", "terraform" if terraform else "others")
+        return real_open(self, terraform)
 
-    def store(self: ScanCache, entries: Any, terraform: bool) -> None:
-        note("store", terraform)
-        real_store(self, entries, terraform)
+    def read(self: Shelf, path: str, key: str | None) -> bytes | None:
+        found = real_read(self, path, key)
+        if found is not None:
+            note("read", self.name)
+        return found
 
-    monkeypatch.setattr(ScanCache, "load_documents", load)
-    monkeypatch.setattr(ScanCache, "store_documents", store)
+    def start(self: ShelfWriter) -> bool:
+        note("write", self._name)
+        return real_start(self)
+
+    monkeypatch.setattr(ScanCache, "open_shelf", open_shelf)
+    monkeypatch.setattr(Shelf, "unchanged", read)
+    monkeypatch.setattr(ShelfWriter, "_start", start)
     return log
 
 
-def test_each_process_of_a_split_loads_and_stores_its_own_shelf(
+def test_each_process_of_a_split_reads_and_writes_its_own_shelf(
     tmp_path: Path, forced: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The Terraform pickles never pass through this process: the worker loads the Terraform
-    shelf and stores it, this process the other kinds' one. Cold, and with one Terraform file
-    changed, where only the worker stores."""
+    """The Terraform pickles never pass through this process: the worker reads the Terraform
+    shelf and writes it, this process the other kinds' one (it opens the Terraform shelf for
+    its keys alone). Cold, and with one Terraform file changed, where only the worker
+    writes."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
     root = _repo(tmp_path / "repo")
     log = _shelf_calls(tmp_path, monkeypatch)
     parent = str(os.getpid())
 
-    def calls() -> list[tuple[str, str, str]]:
+    def calls() -> set[tuple[str, str, str]]:
         found = [tuple(line.split()) for line in log.read_text(encoding="utf-8").splitlines()]
         log.unlink()
-        return [("here" if pid == parent else "worker", what, shelf) for pid, what, shelf in found]
+        return {("here" if pid == parent else "worker", what, name) for pid, what, name in found}
 
     _scan(root, jobs=2, cache=True)
     assert forced and forced[-1] is not None
-    assert sorted(calls()) == [
-        ("here", "load", "False"),
-        ("here", "store", "False"),
-        ("worker", "load", "True"),
-        ("worker", "store", "True"),
-    ]
+    assert calls() == {
+        ("here", "open", "others"),
+        ("here", "open", "terraform"),
+        ("here", "write", "documents.bin"),
+        ("worker", "open", "terraform"),
+        ("worker", "write", "documents-terraform.bin"),
+    }
     with (root / "infra" / "db.tf").open("a", encoding="utf-8") as f:
         f.write('\nresource "aws_s3_bucket" "more" {\n  bucket = "more"\n}\n')
     partly = _scan(root, jobs=2, cache=True)
-    assert sorted(calls()) == [
-        ("here", "load", "False"),
-        ("worker", "load", "True"),
-        ("worker", "store", "True"),
-    ]
+    assert calls() == {
+        ("here", "open", "others"),
+        ("here", "open", "terraform"),
+        ("here", "read", "documents.bin"),
+        ("worker", "open", "terraform"),
+        ("worker", "read", "documents-terraform.bin"),
+        ("worker", "write", "documents-terraform.bin"),
+    }
     _assert_same(_scan(root, jobs=1), partly)
 
 
-@pytest.mark.parametrize("how", ["keys lost", "keys stale", "shelf lost"])
-def test_a_terraform_shelf_and_keys_that_disagree(
+@pytest.mark.parametrize("how", ["pickle damaged", "shelf lost", "index damaged"])
+def test_a_damaged_terraform_shelf(
     tmp_path: Path, forced: list[Any], monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    """The keys are this process's hint, written after the shelf: whatever they say, the
-    documents come from the shelf or are parsed, the result is one process's, and the next
-    scan finds keys and shelf agreeing again."""
+    """A pickle that does not read back as its signed index says (a byte flipped), a shelf
+    gone, an index that does not verify: the documents are parsed again, the result is one
+    process's, and the shelf is whole again after."""
     from policyscan import cache
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
     root = _repo(tmp_path / "repo")
     _scan(root, jobs=2, cache=True)
-    folder = root / cache.CACHE_DIRNAME
-    keys, shelf = folder / cache._TERRAFORM_KEYS, folder / cache._TERRAFORM_DOCUMENTS
+    shelf = root / cache.CACHE_DIRNAME / cache._TERRAFORM_DOCUMENTS
     made = _entries(root)
-    if how == "keys lost":
-        keys.unlink()
-    elif how == "keys stale":
-        with (root / "infra" / "db.tf").open("a", encoding="utf-8") as f:
-            f.write("\n# changed\n")
-        _scan(root, jobs=1, cache=True)
-        stale = keys.read_bytes()
-        (root / "infra" / "db.tf").write_text(DB_TF, encoding="utf-8")
-        _scan(root, jobs=1, cache=True)
-        keys.write_bytes(stale)  # says db.tf is as changed; the shelf has it as it is
+    data = bytearray(shelf.read_bytes())
+    if how == "pickle damaged":
+        data[len(cache._SHELF_MAGIC) + 5] ^= 0xFF  # inside the first pickle
+        shelf.write_bytes(bytes(data))
+    elif how == "index damaged":
+        data[-50] ^= 0xFF  # inside the index
+        shelf.write_bytes(bytes(data))
     else:
         shelf.unlink()
-    (folder / cache._RESULTS).unlink()
+    (root / cache.CACHE_DIRNAME / cache._RESULTS).unlink()
     forced.clear()
     after = _scan(root, jobs=2, cache=True)
     assert forced and forced[-1] is not None
     _assert_same(_scan(root, jobs=1), after)
     assert _entries(root) == made
-    store = cache.ScanCache.open(str(root))
-    assert store is not None
-    assert store.terraform_keys() == {
-        path: key for path, (key, _) in store.load_documents(terraform=True).items()
-    }
 
 
 def _project(root: Path, kinds: frozenset[Kind] | None) -> Project:
@@ -645,7 +653,7 @@ def test_the_share_taken_here_leaves_cached_terraform_to_the_worker(tmp_path: Pa
     Terraform pickle), from the end, while the worker has more to do; a file the shelf's keys
     say is cached is the worker's, and a key that no longer matches makes a file parseable
     here again."""
-    from policyscan.cache import ScanCache
+    from policyscan.cache import ScanCache, Shelf
     from policyscan.discover import discover
 
     files = {f"mod{i:02d}/main.tf": "# " + "x" * 20_000 + "\n" for i in range(12)}
@@ -658,7 +666,15 @@ def test_the_share_taken_here_leaves_cached_terraform_to_the_worker(tmp_path: Pa
     shelf = dict(keys)  # the keys as the shelf has them
 
     def taken(cached: set[str]) -> list[str]:
-        sources = split_module.Sources({}, {}, {}, keys, store, {p: shelf[p] for p in cached})
+        sources = split_module.Sources(
+            {},
+            {},
+            Shelf(),
+            keys,
+            store,
+            {p: shelf[p] for p in cached},
+            store.shelf_writer(False, Shelf()),
+        )
         here = split_module._share_here(artifacts, terraform, sources)
         return sorted(artifacts[i].path for i in here)
 
