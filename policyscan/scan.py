@@ -391,21 +391,21 @@ class _FromCache:
     ) -> None:
         if os.getpid() != self.pid:
             self.taken[path] = (key, blob)
-        elif blob is None:
-            self.writers[terraform].keep(path, key, kept)
         else:
-            self.writers[terraform].put(path, key, blob)
+            self._write(path, key, blob, terraform, kept)
 
     def give(self, path: str, taken: _Taken, terraform: bool) -> None:
         """An entry a helper took."""
-        _write_entry(self.writers[terraform], path, *taken)
+        self._write(path, *taken, terraform)
 
-
-def _write_entry(writer: ShelfWriter, path: str, key: str, blob: bytes | None) -> None:
-    if blob is None:
-        writer.keep(path, key)
-    else:
-        writer.put(path, key, blob)
+    def _write(
+        self, path: str, key: str, blob: bytes | None, terraform: bool, kept: bytes | None = None
+    ) -> None:
+        """A new pickle (``blob``), or the shelf's kept (``kept``, when at hand)."""
+        if blob is None:
+            self.writers[terraform].keep(path, key, kept)
+        else:
+            self.writers[terraform].put(path, key, blob)
 
 
 def _in_parts(
@@ -940,71 +940,53 @@ def _scan_cached(
 
         return _LazyProject(build), hit
     try:
-        return _evaluate_cached(
-            rules, options, root, artifacts, texts, store, clock, again, keys, failed, tree, shelf
-        )
+        keyed = {a.path: k for a, k in zip(artifacts, keys, strict=True) if k is not None}
+        split = None
+        if not again:
+            split = _split_cached(
+                rules, options, root, artifacts, keyed, failed, texts, store, shelf, clock
+            )
+            if split == "again":
+                # The split failed, and the Terraform texts had gone with it: read again.
+                return _scan_cached(rules, options, root, artifacts, texts, store, clock, True)
+        if isinstance(split, tuple):
+            project, evaluated = split  # each process stored its own shelf
+        else:
+            writers = {kind: store.shelf_writer(kind, shelf(kind)) for kind in (False, True)}
+            try:
+                if not again and _can_part(options, artifacts):
+                    source = _FromCache(keyed, failed, {k: shelf(k) for k in writers}, writers)
+                    in_parts = _in_parts(rules, options, root, artifacts, texts, clock, source)
+                    if in_parts is None:
+                        # A part could not be judged alone, and some texts went with the parts:
+                        # read again.
+                        return _scan_cached(
+                            rules, options, root, artifacts, texts, store, clock, True
+                        )
+                    project, evaluated = in_parts
+                else:
+                    docs, parse_problems = _documents(
+                        artifacts, keys, failed, texts, shelf, writers, options, clock
+                    )
+                    # Documents are taken before evaluation, which may annotate them.
+                    project, evaluated = _evaluate(
+                        rules, root, artifacts, docs, texts, clock, options
+                    )
+                    evaluated.parse_problems = parse_problems
+                for writer in writers.values():
+                    writer.close()
+            finally:
+                for writer in writers.values():
+                    writer.discard()  # nothing once closed
+        if options.only is None:
+            # A run that reports on some files judged only what can make a finding in them
+            # (Project.focus): its results would answer a later run of the whole tree wrongly.
+            # A hit above is another matter: a whole tree's results hold any part's.
+            store.store_results(tree, evaluated)
+        clock.lap("cache.store")
+        return project, evaluated
     finally:
         close_shelves()
-
-
-def _evaluate_cached(
-    rules: Sequence[Rule],
-    options: ScanOptions,
-    root: str,
-    artifacts: list[Artifact],
-    texts: dict[str, str],
-    store: ScanCache,
-    clock: _Clock,
-    again: bool,
-    keys: list[str | None],
-    failed: dict[str, Problem],
-    tree: str,
-    shelf: Callable[[bool], Shelf],
-) -> tuple[Any, _Evaluated]:
-    """_scan_cached once the results were not the tree's: the documents taken from the
-    shelves (``shelf``) or parsed, the rules judged, the shelves and results stored."""
-
-    keyed = {a.path: k for a, k in zip(artifacts, keys, strict=True) if k is not None}
-    split = None
-    if not again:
-        split = _split_cached(
-            rules, options, root, artifacts, keyed, failed, texts, store, shelf, clock
-        )
-        if split == "again":
-            # The split failed, and the Terraform texts had gone with it: read again.
-            return _scan_cached(rules, options, root, artifacts, texts, store, clock, True)
-    if isinstance(split, tuple):
-        project, evaluated = split  # each process stored its own shelf
-    else:
-        writers = {kind: store.shelf_writer(kind, shelf(kind)) for kind in (False, True)}
-        try:
-            if not again and _can_part(options, artifacts):
-                source = _FromCache(keyed, failed, {k: shelf(k) for k in writers}, writers)
-                in_parts = _in_parts(rules, options, root, artifacts, texts, clock, source)
-                if in_parts is None:
-                    # A part could not be judged alone, and some texts went with the parts:
-                    # read again.
-                    return _scan_cached(rules, options, root, artifacts, texts, store, clock, True)
-                project, evaluated = in_parts
-            else:
-                docs, parse_problems = _documents(
-                    artifacts, keys, failed, texts, shelf, writers, options, clock
-                )
-                # Documents are taken before evaluation, which may annotate them.
-                project, evaluated = _evaluate(rules, root, artifacts, docs, texts, clock, options)
-                evaluated.parse_problems = parse_problems
-            for writer in writers.values():
-                writer.close()
-        finally:
-            for writer in writers.values():
-                writer.discard()  # nothing once closed
-    if options.only is None:
-        # A run that reports on some files judged only what can make a finding in them
-        # (Project.focus): its results would answer a later run of the whole tree wrongly.
-        # A hit above is another matter: a whole tree's results hold any part's.
-        store.store_results(tree, evaluated)
-    clock.lap("cache.store")
-    return project, evaluated
 
 
 def _split_cached(
@@ -1067,8 +1049,9 @@ def _documents(
     clock.lap("cache.load")
     parsed: dict[int, object] = {}
 
-    def write(artifact: Artifact, key: str, blob: bytes | None) -> None:
-        if writers is not None and blob is not None:
+    def write(index: int, blob: bytes | None) -> None:
+        key, artifact = keys[index], artifacts[index]
+        if writers is not None and key is not None and blob is not None:
             writers[artifact.kind is Kind.TERRAFORM].put(artifact.path, key, blob)
 
     jobs = _jobs_for(options.jobs, len(todo))
@@ -1088,7 +1071,7 @@ def _documents(
                 doc, blob = parse_text(artifacts[index], texts[artifacts[index].path]), None
             parsed[index] = doc
             if not isinstance(doc, _Failed):
-                write(artifacts[index], keys[index] or "", blob)
+                write(index, blob)
     else:
         per_kind = clock.timings is not None
         for index in todo:
@@ -1097,7 +1080,7 @@ def _documents(
             parsed[index] = doc = parse_text(artifact, texts[artifact.path])
             if not isinstance(doc, _Failed):
                 # Pickled now: evaluation may annotate the document afterwards.
-                write(artifact, keys[index] or "", _dumps(doc))
+                write(index, _dumps(doc))
             if per_kind:
                 _add_kind_time(clock, artifact, time.perf_counter() - started)
     clock.lap("parse")

@@ -21,12 +21,12 @@ Terraform alone, nor where this process would take most of the Terraform for wan
 work (_mostly_terraform): there both processes judge Terraform parts (scan._in_parts).
 
 With the cache, the texts were read (and hashed) here already and the worker inherits them
-(this process then lets the Terraform ones go but for ignore comments). Each process loads and
-stores its own shelf of documents (cache.py): the worker the Terraform one, with this
-process's share as sent, and this process the other kinds'. So a cached Terraform document is
-the worker's to load; this process parses only Terraform files the cache does not hold, when
-it has time, and plans with the shelf's keys alone. Whatever goes wrong in the worker (killed,
-a bug) returns None here, and the scan is done the ordinary way.
+(this process then lets the Terraform ones go but for ignore comments). Each process reads and
+writes its own shelf of documents (cache.py): the worker the Terraform one, with this process's
+share as sent, and this process the other kinds'. So a cached Terraform document is the
+worker's to load; this process parses only Terraform files the cache does not hold, when it
+has time, and plans with the Terraform shelf's index alone. Whatever goes wrong in the worker
+(killed, a bug) returns None here, and the scan is done the ordinary way.
 """
 
 from __future__ import annotations
