@@ -72,6 +72,9 @@ _OTHER_PARSE = 0.27
 # Above these, this process's share is judged in parts rather than sent (_mostly_terraform).
 _SHARE_MOST = 0.45
 _SHARE_MEGABYTES = 2.0
+# Bytes of source of the Terraform documents this process sends the worker together. One
+# pickle of several shares what the parser shared among them (interned names).
+SHARE_CHUNK_BYTES = 256_000
 
 
 def terraform_equivalent(other_bytes: int) -> int:
@@ -261,7 +264,9 @@ def _here(
     problems: dict[str, list[Problem]] = {}
     documents: dict[str, object] = {}
     sent: list[tuple[int, bytes | None]] = []
-    share: list[object] = []  # without the cache: the documents sent in one pickle
+    share: list[object] = []  # without the cache: the documents of a chunk, in one pickle
+    chunk = 0  # bytes of source in ``sent``
+    left = len(here_tf)
     if plan.sources is not None:
         # The worker has them all (inherited): here a Terraform text is wanted only for its
         # ignore comments, and this process's share until it is parsed. Should the split
@@ -271,7 +276,7 @@ def _here(
                 _drop_text(plan.sources, texts, artifact.path)
     # This process's Terraform share first, so that the worker has it when it wants it.
     if not here_tf:
-        inbox.put((sent, None))
+        inbox.put((sent, None, True))
     for done, index in enumerate(mine, 1):
         artifact = artifacts[index]
         terraform = artifact.kind is Kind.TERRAFORM
@@ -297,17 +302,23 @@ def _here(
                     plan.sources.writer.put(artifact.path, key, blob)
             if terraform:
                 sent.append((index, blob))
+                chunk += len(text)
                 if plan.sources is None:
                     share.append(doc)
             else:
                 documents[artifact.path] = doc
-        if done == len(here_tf):
-            # written by the queue's own thread: this process goes on
-            inbox.put((sent, _together(share) if share else None))
-            # The queue's thread keeps the last message it wrote (pickled) until it writes
-            # another: this one, never read, lets the share go once the worker has read it.
-            inbox.put(None)
-            sent, share = [], []  # the thread's now: the pickles are let go once written
+        if terraform:
+            left -= 1
+            if chunk >= SHARE_CHUNK_BYTES or not left:
+                # Sent a chunk at a time, each let go once sent: the whole share, held until
+                # the last of it was parsed, was 14 MB of this process's largest at 10,000
+                # files. Written by the queue's own thread: this process goes on.
+                inbox.put((sent, _together(share) if share else None, not left))
+                sent, share, chunk = [], [], 0  # the thread's now
+                if not left:
+                    # The queue's thread keeps the last message it wrote (pickled) until it
+                    # writes another: this one, never read, lets the last chunk go.
+                    inbox.put(None)
         if progress is not None:
             progress(done * total // len(mine), total)
     if lap is not None:
@@ -497,26 +508,35 @@ def _work(
     marked = {path for path, text in texts.items() if suppress.MARKER in text}
     kept = {path: texts[path] for path in marked}
     shared: dict[str, object | None] = {}
-    taken: list[bool] = []
-    early: set[str] = set()  # the share's files parsed here before it came
+    complete: list[bool] = []  # the last chunk of the share came
+    early: set[str] = set()  # the share's files parsed here before they came
     place = {a.path: i for i, a in enumerate(plan.artifacts)}
+
+    def take(wait: bool) -> None:
+        """The chunks of the parent's share that came (with ``wait``, all of them)."""
+        while not complete:
+            arrived = _shared(plan, inbox, wait=wait, writer=writer)
+            if arrived is None:
+                return
+            docs, last = arrived
+            shared.update((p, d) for p, d in docs.items() if p not in early)
+            if last:
+                complete.append(True)
 
     def parse(artifact: Artifact, text: str) -> object | None:
         index = place[artifact.path]
         if index not in mine_set:
-            if not taken:
-                arrived = _shared(plan, inbox, wait=False, writer=writer)
-                if arrived is None:
-                    # Not sent yet (a question read a module of the share first): parsed
-                    # here rather than waited for; the parent's copy is dropped when it comes.
-                    early.add(artifact.path)
-                    return _parsed_here(artifact, text)
-                shared.update((p, d) for p, d in arrived.items() if p not in early)
-                taken.append(True)
             if artifact.path not in shared:
+                take(wait=False)
+            if artifact.path in shared:
+                doc = shared.pop(artifact.path)
+                return doc if doc is not None else _parsed_here(artifact, text)
+            if complete:
                 return None  # it failed there (the parent has its problems)
-            doc = shared.pop(artifact.path)
-            return doc if doc is not None else _parsed_here(artifact, text)
+            # Not sent yet (a question read a module of the share first): parsed here
+            # rather than waited for; the parent's copy is dropped when it comes.
+            early.add(artifact.path)
+            return _parsed_here(artifact, text)
         doc, _, blob, from_shelf = _obtain(plan, index, pickle=False, shelf=shelf)
         found = list(doc.problems)  # type: ignore[attr-defined]
         if isinstance(doc, scanning._Failed):
@@ -545,9 +565,7 @@ def _work(
         marked,
         suppress.scopes_read(kept.values()),
     )
-    if not taken:
-        # taken, or the parent's queue thread waits at exit
-        _shared(plan, inbox, wait=True, writer=writer)
+    take(wait=True)  # all of it, or the parent's queue thread waits at exit
     send.send_bytes(dumps(("ok", judged.cross_family)))
     if writer is not None:
         writer.close()
@@ -559,10 +577,10 @@ def _shared(
     inbox: Queue[Any],
     wait: bool = True,
     writer: ShelfWriter | None = None,
-) -> dict[str, object | None] | None:
-    """The parent's Terraform documents, by path (None: to be parsed here); None when they
-    have not come and ``wait`` is false. With the cache, ``writer`` gets the cache entry of
-    each (its pickle as sent) that loads."""
+) -> tuple[dict[str, object | None], bool] | None:
+    """A chunk of the parent's Terraform documents, by path (None: to be parsed here), and
+    whether it is the last; None when none has come and ``wait`` is false. With the cache,
+    ``writer`` gets the cache entry of each (its pickle as sent) that loads."""
     import queue
 
     if wait:
@@ -572,7 +590,7 @@ def _shared(
             message = inbox.get(block=False)
         except queue.Empty:
             return None
-    sent, together = message
+    sent, together, last = message
     share = iter(_load_together(together, len(sent)))
     del together  # loaded: the pickle is let go
     out: dict[str, object | None] = {}
@@ -581,7 +599,7 @@ def _shared(
         out[path] = doc = scanning._load(blob) if blob is not None else next(share)
         if plan.sources is not None and writer is not None and blob is not None and doc is not None:
             writer.put(path, plan.sources.keys[path], blob)
-    return out
+    return out, last
 
 
 def _parsed_here(artifact: Artifact, text: str) -> object | None:

@@ -122,7 +122,13 @@ def forced(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 @pytest.mark.parametrize(
-    ("evidence", "share"), [(True, slice(None, None, 2)), (False, slice(0)), (True, slice(None))]
+    ("evidence", "share", "chunk"),
+    [
+        (True, slice(None, None, 2), None),
+        (False, slice(0), None),
+        (True, slice(None), None),
+        (True, slice(None), 1),
+    ],
 )
 def test_split_finds_what_one_process_finds(
     tmp_path: Path,
@@ -130,9 +136,10 @@ def test_split_finds_what_one_process_finds(
     monkeypatch: pytest.MonkeyPatch,
     evidence: bool,
     share: slice,
+    chunk: int | None,
 ) -> None:
     """Each process parsing some of the Terraform files, the worker all of them, this process
-    all of them."""
+    all of them (sent in one chunk, or each file in a chunk of its own)."""
     root = _repo(tmp_path / "repo")
     plain = _scan(root, jobs=1, evidence=evidence)
     # The tree has what the split must carry across: parse problems and a file that is not
@@ -166,10 +173,16 @@ def test_split_finds_what_one_process_finds(
     monkeypatch.setattr(
         split_module, "_share_here", lambda artifacts, terraform, sources: set(terraform[share])
     )
+    if chunk is not None:
+        monkeypatch.setattr(split_module, "SHARE_CHUNK_BYTES", chunk)
+    chunks = record_returns(monkeypatch, split_module, "_together")
     split = _scan(root, jobs=2, evidence=evidence)
     assert forced and forced[0] is not None  # split, not fallen back
     assert deferred  # a rule asked for Terraform before the worker sent it, and waited
     _assert_same(plain, split)
+    # Every Terraform file read here (all but the one that is not UTF-8) sent, together or
+    # one by one.
+    assert len(chunks) == (0 if share == slice(0) else 1 if chunk is None else 5)
 
 
 @pytest.mark.parametrize("made", [None, b"damaged"], ids=["not picklable", "damaged"])
