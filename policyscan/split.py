@@ -5,16 +5,16 @@ that parses the Terraform files and judges the Terraform rules needs none of the
 documents, and sends back only what it found: the documents themselves never cross (moving
 documents between processes cost 0.4-0.5 s each way at 10,000 files, and a fork after parsing
 copies every page either process then touches). This process parses the other files, a share of
-the Terraform ones when the Terraform side is the heavier (sent to the worker once all are
-parsed, in one pickle; with the cache, each in its own, which is also its cache entry), and
-judges every other rule. The worker judges a few modules at a time (terraform_parts.py), so
-that it holds the documents of one part (and of this process's share once it takes it), not of
-all of them: the Terraform texts of this process's share are read before the fork for that, as
-the parts are planned from every text. A rule of another family that reads Terraform does so
-through ``Project.terraform_resources``: the worker sends those resources (a few, by type) once
-its last part is judged, and a rule that asked before they came is judged again after
-(``engine.judge`` defers it). The items of both processes are merged in the order one process
-makes them, so the output is the same as a scan in one process.
+the Terraform ones when the Terraform side is the heavier (sent to the worker a chunk at a time
+as they are parsed, each chunk in one pickle; with the cache, each document in its own, which
+is also its cache entry), and judges every other rule. The worker judges a few modules at a
+time (terraform_parts.py), so that it holds the documents of one part (and of the chunks of
+this process's share it took), not of all of them: the Terraform texts of this process's share
+are read before the fork for that, as the parts are planned from every text. A rule of another
+family that reads Terraform does so through ``Project.terraform_resources``: the worker sends
+those resources (a few, by type) once its last part is judged, and a rule that asked before
+they came is judged again after (``engine.judge`` defers it). The items of both processes are
+merged in the order one process makes them, so the output is the same as a scan in one process.
 
 Used for exactly two processes, where fork is the platform's way, and not for a tree of
 Terraform alone, nor where this process would take most of the Terraform for want of other
