@@ -481,7 +481,7 @@ def test_a_planted_cache_that_is_a_fifo_does_not_block(tmp_path: Path) -> None:
     (tmp_path / "prod.env").write_text("DEBUG=true\n")
     planted = tmp_path / CACHE_DIRNAME
     planted.mkdir()
-    for name in ("documents.bin", "results.bin"):
+    for name in ("documents.bin", "documents-terraform.bin", "results.bin"):
         os.mkfifo(planted / name)
     proc = _run([str(tmp_path), "--format", "json"], tmp_path)
     assert proc.returncode == 1, proc.stderr

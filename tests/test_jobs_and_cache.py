@@ -480,7 +480,7 @@ class _Planted:
         return (Path.touch, (self.target,))
 
 
-@pytest.mark.parametrize("name", ["documents.bin", "results.bin"])
+@pytest.mark.parametrize("name", ["documents.bin", "documents-terraform.bin", "results.bin"])
 @pytest.mark.parametrize("how", ["flipped", "truncated", "unsigned", "other-key", "garbage"])
 def test_a_damaged_or_forged_cache_is_ignored(tmp_path: Path, name: str, how: str) -> None:
     root = _small_repo(tmp_path / "repo")
@@ -622,6 +622,34 @@ def test_a_shelf_is_written_only_when_it_changes(tmp_path: Path) -> None:
     opened = store.open_shelf(terraform=False)
     assert opened.unchanged("b", "key b") is None
     assert opened.unchanged("d", "key d") is not None
+
+
+def test_a_shelf_whose_write_fails_leaves_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk halfway through a shelf: the scan's result is as ever, the old shelf stays
+    as it was (read by the next scan), and no temporary file is left."""
+    root = _small_repo(tmp_path / "repo")
+    _scan(root, cache=True)
+    folder = root / cache.CACHE_DIRNAME
+    before = {p.name: p.read_bytes() for p in folder.glob("documents*.bin")}
+    assert len(before) == 2
+    real = cache._write_all
+    calls: list[int] = []
+
+    def full(file: Any, data: bytes) -> None:
+        calls.append(len(data))
+        if len(calls) > 2:
+            raise OSError(28, "No space left on device")
+        real(file, data)
+
+    monkeypatch.setattr(cache, "_write_all", full)
+    for path in (root / "app" / ".env", root / "infra" / "main.tf"):
+        path.write_text(path.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    _assert_same(_scan(root), _scan(root, cache=True))
+    assert len(calls) > 2
+    assert {p.name: p.read_bytes() for p in folder.glob("documents*.bin")} == before
+    assert not [p for p in folder.iterdir() if p.name.startswith(".tmp-")]
 
 
 def test_loaded_documents_share_equal_spans_as_parsed_ones_do() -> None:
