@@ -488,13 +488,13 @@ class ScanCache:
     def _shelf_index(self, name: str, fd: int) -> dict[str, _Entry] | None:
         size = os.fstat(fd).st_size
         head, tail = len(_SHELF_MAGIC), _OFFSET_SIZE + _MAC_SIZE
-        if size < head + tail or os.pread(fd, head, 0) != _SHELF_MAGIC:
+        if size < head + tail or _pread(fd, head, 0) != _SHELF_MAGIC:
             return None
-        trailer = os.pread(fd, tail, size - tail)
+        trailer = _pread(fd, tail, size - tail)
         (at,) = struct.unpack(">Q", trailer[:_OFFSET_SIZE])
         if not head <= at <= size - tail:
             return None
-        payload = os.pread(fd, size - tail - at, at)
+        payload = _pread(fd, size - tail - at, at)
         signature = self._mac(name, payload)
         if not hmac.compare_digest(trailer[_OFFSET_SIZE:], signature):
             return None
@@ -576,7 +576,7 @@ class Shelf:
             return None
         _, offset, length, digest = entry
         try:
-            blob = os.pread(self._fd, length, offset)
+            blob = _pread(self._fd, length, offset)
         except OSError:
             return None
         if len(blob) != length or hashlib.sha256(blob).digest() != digest:
@@ -691,6 +691,14 @@ class ShelfWriter:
             with contextlib.suppress(OSError):
                 os.unlink(self._temp)
             self._temp = None
+
+
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, length, offset)
+    # Windows has no pread; a shelf's descriptor is never shared by threads there (no fork).
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, length)
 
 
 def _write_all(file: Any, data: bytes) -> None:

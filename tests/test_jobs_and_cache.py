@@ -624,6 +624,18 @@ def test_a_shelf_is_written_only_when_it_changes(tmp_path: Path) -> None:
     assert opened.unchanged("d", "key d") is not None
 
 
+def test_shelves_are_read_without_pread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows has no os.pread: a shelf is read there all the same."""
+    root = _small_repo(tmp_path / "repo")
+    _scan(root, cache=True)
+    store = cache.ScanCache.open(str(root))
+    assert store is not None
+    with_pread = store.load_documents()
+    monkeypatch.delattr(os, "pread")
+    assert store.load_documents() == with_pread
+    assert len(with_pread) == len(discover([str(root)], str(root)).artifacts)
+
+
 def test_a_shelf_whose_write_fails_leaves_the_old_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
