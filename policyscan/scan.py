@@ -13,6 +13,7 @@ once, in this process, on the same documents whichever way they were obtained.
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import re
 import time
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from policyscan.discover import DiscoveryOptions, discover
 from policyscan.errors import UsageError
@@ -354,6 +355,77 @@ def _can_part(options: ScanOptions, artifacts: list[Artifact]) -> bool:
 # the shelf's was kept.
 _Taken = tuple[str, bytes | None]
 
+# The name in the Terraform shelf of a module's summary (ModuleSummaries): no file's path
+# holds a NUL.
+_SUMMARY = "\0terraform module "
+
+# Where a process puts a shelf entry: name, key, the new pickle or None to keep the shelf's,
+# and the shelf's pickle when at hand.
+_Took = Callable[[str, str, bytes | None, bytes | None], None]
+
+
+class ModuleSummaries:
+    """terraform_parts.Summaries kept in the Terraform shelf, an entry a module, under a key
+    that hashes its files' keys and whether it is called. ``took`` gets each entry this scan
+    keeps or makes; ``unread`` (optional) is told of the files never read."""
+
+    def __init__(
+        self,
+        keys: dict[str, str],
+        shelf: Shelf,
+        took: _Took,
+        unread: Callable[[Sequence[str]], None] | None = None,
+    ) -> None:
+        self._keys = keys
+        self._shelf = shelf
+        self._took = took
+        self._unread = unread
+
+    def _key(self, paths: Sequence[str], called: bool) -> str | None:
+        lines = [f"called={called}"]
+        for path in sorted(paths):
+            key = self._keys.get(path)
+            if key is None:
+                return None
+            lines.append(f"{path}\t{key}")
+        return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass")).hexdigest()
+
+    def known(self, directory: str, paths: Sequence[str], called: bool) -> dict[str, Any] | None:
+        key = self._key(paths, called)
+        if key is None:
+            return None
+        found = _load(self._shelf.unchanged(_SUMMARY + directory, key))
+        return found if isinstance(found, dict) else None
+
+    def learn(
+        self, directory: str, paths: Sequence[str], called: bool, found: dict[str, Any]
+    ) -> None:
+        key = self._key(paths, called)
+        if key is None:
+            return
+        name = _SUMMARY + directory
+        if self._shelf.key(name) == key:  # the same files: the same summary
+            self._took(name, key, None, None)
+            return
+        blob = _dumps(found)
+        if blob is not None:
+            self._took(name, key, blob, None)
+
+    def unread(self, directories: Sequence[str], paths: Sequence[str]) -> None:
+        # Kept in the shelf, as they were: the files' documents and the summaries (just
+        # found there under their keys).
+        for path in paths:
+            key = self._keys.get(path)
+            if key is not None and self._shelf.key(path) == key:
+                self._took(path, key, None, None)
+        for directory in directories:
+            name = _SUMMARY + directory
+            summary = self._shelf.key(name)
+            if summary is not None:
+                self._took(name, summary, None, None)
+        if self._unread is not None:
+            self._unread(paths)
+
 
 @dataclass
 class _FromCache:
@@ -393,6 +465,14 @@ class _FromCache:
             self.taken[path] = (key, blob)
         else:
             self._write(path, key, blob, terraform, kept)
+
+    def summaries(self, unread: Callable[[Sequence[str]], None]) -> ModuleSummaries:
+        """The Terraform modules' summaries, kept in the Terraform shelf as documents are."""
+
+        def took(name: str, key: str, blob: bytes | None, kept: bytes | None) -> None:
+            self._took(name, key, blob, True, kept)
+
+        return ModuleSummaries(self.keys, self.shelves[True], took, unread)
 
     def give(self, path: str, taken: _Taken, terraform: bool) -> None:
         """An entry a helper took."""
@@ -503,15 +583,23 @@ def _in_parts(
             tick()
         others = time.perf_counter() - begun
 
-    def report(paths: list[str]) -> dict[str, tuple[list[Problem], _Taken | None]]:
+    def report(paths: list[str]) -> tuple[dict[str, list[Problem]], dict[str, _Taken]]:
+        # Every entry the helper took: its files', and its modules' summaries.
         taken = cached.taken if cached is not None else {}
-        return {p: (problems[p], taken.get(p)) for p in paths if p in problems}
+        return {p: problems[p] for p in paths if p in problems}, taken
 
     def absorb(got: object) -> None:
-        for path, (found, entry) in got.items():  # type: ignore[attr-defined]
-            problems[path] = found
-            if entry is not None and cached is not None:
+        found, taken = cast(tuple[dict[str, list[Problem]], dict[str, _Taken]], got)
+        for path, its in found.items():
+            problems[path] = its
+            tick()
+        if cached is not None:
+            for path, entry in taken.items():
                 cached.give(path, entry, terraform=True)  # helpers judge Terraform parts
+
+    def unread(paths: Sequence[str]) -> None:
+        for path in paths:
+            problems[path] = []  # in no part in focus: what it would have is not reported
             tick()
 
     helpers = None
@@ -542,6 +630,7 @@ def _in_parts(
             suppress.scopes_read(kept.values()),
             timings,
             helpers=helpers,
+            summaries=cached.summaries(unread) if cached is not None else None,
         )
         in_parts = time.perf_counter() - started - others
     except PartialViewError:

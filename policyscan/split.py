@@ -553,6 +553,16 @@ def _work(
 
     # A Terraform rule that reads other kinds (PartialViewError) fails the worker: the parent
     # then scans the ordinary way.
+    summaries = None
+    if sources is not None and shelf is not None and writer is not None:
+
+        def took(name: str, key: str, blob: bytes | None, kept: bytes | None) -> None:
+            if blob is None:
+                writer.keep(name, key, kept)
+            else:
+                writer.put(name, key, blob)
+
+        summaries = scanning.ModuleSummaries(sources.keys, shelf, took)
     judged = judge_in_parts(
         plan.rules,
         plan.terraform_rules,
@@ -564,6 +574,7 @@ def _work(
         plan.focus,
         marked,
         suppress.scopes_read(kept.values()),
+        summaries=summaries,
     )
     take(wait=True)  # all of it, or the parent's queue thread waits at exit
     send.send_bytes(dumps(("ok", judged.cross_family)))

@@ -31,7 +31,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from policyscan.model import Artifact, Finding, Kind, Problem
 from policyscan.policy import engine
@@ -74,6 +74,31 @@ class Helpers:
     meanwhile: Callable[[], None]  # that work, done once this process's parts are judged
     report: Callable[[list[str]], object]  # in a helper: what parse recorded of these files
     absorb: Callable[[object], None]  # here: a helper's report
+
+
+class Summaries(Protocol):
+    """What a module gives the rules of other kinds (Project.cross_family_terraform), kept
+    from a scan to the next, so that a focused run (pre-commit) need not read the modules it
+    does not judge. A module's summary depends on its own files and on whether another module
+    calls it (its variables are then unknown), and on nothing else."""
+
+    def known(
+        self, directory: str, paths: Sequence[str], called: bool
+    ) -> dict[str, TerraformModule] | None:
+        """The module's summary, if kept for these files as they are; None otherwise."""
+
+    def learn(
+        self,
+        directory: str,
+        paths: Sequence[str],
+        called: bool,
+        found: dict[str, TerraformModule],
+    ) -> None:
+        """The module's summary, worked out from its documents."""
+
+    def unread(self, directories: Sequence[str], paths: Sequence[str]) -> None:
+        """Modules answered from their summaries, and their files: never parsed nor
+        loaded."""
 
 
 @dataclass
@@ -135,13 +160,16 @@ def judge_in_parts(
     timings: dict[str, float] | None = None,
     part_bytes: int | None = None,
     helpers: Helpers | None = None,
+    summaries: Summaries | None = None,
 ) -> Judged:
     """Judge the Terraform rules at ``indices`` on the Terraform files of ``texts`` (each file's
     text, by path), parsing each with ``parse``; ``texts`` is emptied as parts are judged (the
     findings get their snippets here). ``marked``: the files with an ignore comment, whose
     subjects of block scopes are kept as stubs. ``timings`` gets "parse.terraform" (parsing
     the documents and letting them go), "project" and each rule's seconds, of this process.
-    With ``helpers``, the later parts are judged in forked processes (see Helpers). Raises
+    With ``helpers``, the later parts are judged in forked processes (see Helpers). With
+    ``summaries``, each module judged or read leaves its summary, and with a focus a part none
+    of whose modules is in focus is answered from theirs when all are known. Raises
     PartialViewError where a part cannot be judged alone, or a helper failed."""
     place = {a.path: i for i, a in enumerate(artifacts)}
     by_dir: dict[str, list[str]] = {}
@@ -251,15 +279,24 @@ def judge_in_parts(
     limit = PART_BYTES if part_bytes is None else part_bytes
 
     def judge_group(group: list[str]) -> None:
+        judged = focused is None or not focused.isdisjoint(group)
+        if not judged and summaries is not None:
+            known = [summaries.known(d, by_dir[d], d in calls) for d in group]
+            if all(k is not None for k in known):
+                for found in known:
+                    judging.cross_family.update(found or {})
+                judging.let_go(files(group))
+                summaries.unread(group, files(group))
+                return
         parse_files(files(group))
         part = project_of(group, part=True)
         part.seed(answers)
-        if focused is None or not focused.isdisjoint(group):
-            judging.judge(part, files(group))
-        else:
-            judging.skip(part, files(group))
+        found = (judging.judge if judged else judging.skip)(part, files(group))
         del part
         drop(files(group))
+        if summaries is not None:
+            for d in group:
+                summaries.learn(d, by_dir[d], d in calls, {d: found[d]} if d in found else {})
 
     groups = _groups(rest, by_dir, texts, limit)
     if helpers is None:
@@ -474,8 +511,9 @@ class _Parts:
                 runs.append((subject.path, 1))
         self.runs[scope] = runs
 
-    def judge(self, part: Project, paths: Sequence[str]) -> None:
-        """Judge a part; ``paths``: its files (the texts to let go after)."""
+    def judge(self, part: Project, paths: Sequence[str]) -> dict[str, TerraformModule]:
+        """Judge a part; ``paths``: its files (the texts to let go after). Returns what the
+        part gives the rules of other kinds."""
         self.runs = {}
         timings: dict[str, float] | None = {} if self.timings is not None else None
         tagged, deferred = engine.judge(
@@ -496,20 +534,26 @@ class _Parts:
             findings.append((tag, with_snippet(finding, self.texts, line_starts)))
         self.parts.append(((findings, tagged[1], tagged[2]), self.runs))
         self.view_problems.extend(part.problems)
-        self.cross_family.update(part.cross_family_terraform())
+        found = part.cross_family_terraform()
+        self.cross_family.update(found)
         mine = self.marked & held
         if mine:
             from policyscan.suppress import TERRAFORM_BLOCK_SCOPES
 
             for scope in TERRAFORM_BLOCK_SCOPES:
                 self.stubs.setdefault(scope, []).extend(stubs(part, scope, mine))
-        for path in paths:
-            self.texts.pop(path, None)
+        self.let_go(paths)
+        return found
 
-    def skip(self, part: Project, paths: Sequence[str]) -> None:
-        """A part with nothing to judge: what other families read of it, and its texts let
-        go."""
-        self.cross_family.update(part.cross_family_terraform())
+    def skip(self, part: Project, paths: Sequence[str]) -> dict[str, TerraformModule]:
+        """A part with nothing to judge: what other families read of it (returned too), and
+        its texts let go."""
+        found = part.cross_family_terraform()
+        self.cross_family.update(found)
+        self.let_go(paths)
+        return found
+
+    def let_go(self, paths: Iterable[str]) -> None:
         for path in paths:
             self.texts.pop(path, None)
 

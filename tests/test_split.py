@@ -340,7 +340,14 @@ def test_a_worker_lost_after_storing_its_shelf(
 
     cache.clear(str(root))
     _scan(root, jobs=1, cache=True)
-    assert _entries(root) == made
+    # The documents; not the modules' summaries, which the ordinary way, taken after a
+    # failure, does not make (judged in parts, one process makes them).
+    assert _documents(_entries(root)) == made
+    assert _documents(made) == made
+
+
+def _documents(entries: dict[str, Any]) -> dict[str, Any]:
+    return {path: entry for path, entry in entries.items() if not path.startswith("\0")}
 
 
 def _shelf_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

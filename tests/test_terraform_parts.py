@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import os
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -633,6 +634,14 @@ def test_with_the_cache_the_parts_take_and_give_documents(
         ordinary.setattr(scan_module, "_in_parts", lambda *args: None)
         _scan_limited(ordinary_root, jobs, cache=True)
     stored, expected = _stored_documents(root), _stored_documents(ordinary_root)
+    # Judged in parts, the shelf also keeps the modules' summaries (scan.ModuleSummaries):
+    # the ordinary way makes none.
+    summaries = {p for p in stored if p.startswith(scan_module._SUMMARY)}
+    assert summaries and {p.removeprefix(scan_module._SUMMARY) for p in summaries} <= {
+        posixpath.dirname(p) for p in tree
+    }
+    assert not any(p.startswith(scan_module._SUMMARY) for p in expected)
+    stored = {p: e for p, e in stored.items() if p not in summaries}
     assert {p: k for p, (k, _) in stored.items()} == {p: k for p, (k, _) in expected.items()}
     assert set(stored) == set(tree)
     # One file changed: only it is parsed (here or in a helper), the rest loaded.
@@ -696,3 +705,146 @@ def test_helpers_with_a_focus_find_what_the_ordinary_way_finds(
     ordinary = _scan_limited(root, 1, only=only)
     assert {f.location.path for f in shared.findings} == {"a_app/main.tf", "a/z.tfvars"}
     assert_same_result(shared, ordinary)
+
+
+# ------------------------------------------------------------------------------- summaries
+
+_PUBLIC_HTTP = 'services:\n  web:\n    image: example/web:1.2\n    ports: ["80:80"]\n'
+_LISTENER_FROM_VARIABLE = """\
+variable "protocol" {
+  default = "HTTP"
+}
+
+resource "aws_lb_listener" "web" {
+  port     = 443
+  protocol = var.protocol
+}
+"""
+_CALLER = 'module "lb" {\n  source = "../m_lb"\n}\n'
+
+
+def _psx002(result: Any) -> list[str]:
+    return [f.location.path for f in result.findings if f.rule_id == "PSX002"]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize(
+    "change",
+    ["none", "a module's file not in focus", "a module now called", "a summary damaged"],
+)
+def test_a_focused_run_answers_unread_modules_from_their_summaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str, jobs: int
+) -> None:
+    """After a scan with the cache, a pre-commit run on a compose file neither parses nor
+    loads a module it does not judge: what the compose rules read of it (the listener before
+    the port published in plain HTTP, PSX002) comes from its summary. A summary is kept under
+    its module's files and whether another module calls it: a file of that module changed,
+    or a new caller (its variables then unknown), and the module is read again; a summary
+    that does not read back is read again too. Each time the run finds what the ordinary way
+    finds, and a stale summary would not: the finding goes with either change. With two
+    processes, in the split's worker."""
+    from policyscan.cache import ScanCache, Shelf
+
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            **TREE,
+            "app/docker-compose.yml": _PUBLIC_HTTP,
+            "m_lb/main.tf": _LISTENER_FROM_VARIABLE,
+        },
+    )
+    only = frozenset({"app/docker-compose.yml"})
+    monkeypatch.setattr(terraform_parts, "PART_BYTES", 1)  # a part per module
+    _forced_jobs(monkeypatch)
+    before = _scan_limited(root, jobs, cache=True)  # a full scan: the summaries written
+    assert _psx002(before) == ["app/docker-compose.yml"]  # an HTTP listener: no TLS anywhere
+    if change == "a module's file not in focus":
+        (root / "m_lb/main.tf").write_text(
+            _LISTENER_FROM_VARIABLE.replace('"HTTP"', '"HTTPS"'), encoding="utf-8"
+        )
+    elif change == "a module now called":
+        write_tree(root, {"n_caller/main.tf": _CALLER})
+    elif change == "a summary damaged":
+        store = ScanCache.open(str(root), None)
+        assert store is not None
+        name = scan_module._SUMMARY + "m_lb"
+        old = store.open_shelf(terraform=True)
+        writer = store.shelf_writer(True, Shelf())
+        for path, key in old.keys().items():
+            blob = old.unchanged(path, key)
+            assert blob is not None
+            writer.put(path, key, b"not a pickle" if path == name else blob)
+        writer.close()
+        old.close()
+    from policyscan import cache
+
+    (root / cache.CACHE_DIRNAME / cache._RESULTS).unlink()  # judged, not answered whole
+    log = tmp_path / "read"  # seen from every process
+    real_parse, real_unchanged = scan_module.parse_text, Shelf.unchanged
+
+    def note(path: str) -> None:
+        with log.open("a", encoding="utf-8") as f:
+            f.write(path + "\n")
+
+    def parse_text(artifact: Artifact, text: str) -> Any:
+        note(artifact.path)
+        return real_parse(artifact, text)
+
+    def unchanged(self: Shelf, path: str, key: str | None) -> bytes | None:
+        found = real_unchanged(self, path, key)
+        if found is not None and not path.startswith(scan_module._SUMMARY):
+            note(path)
+        return found
+
+    monkeypatch.setattr(scan_module, "parse_text", parse_text)
+    monkeypatch.setattr(Shelf, "unchanged", unchanged)
+    focused = _scan_limited(root, jobs, cache=True, only=only)
+    read = log.read_text(encoding="utf-8").split() if log.exists() else []
+    monkeypatch.setattr(scan_module, "parse_text", real_parse)
+    monkeypatch.setattr(Shelf, "unchanged", real_unchanged)
+    # The other modules of the tree are read first (they call modules, or name what a
+    # project-wide question asks about): m_lb is the one a focused run can leave unread.
+    assert ("m_lb/main.tf" in read) is (change != "none")
+    assert read  # judged (the results were not the tree's)
+    ordinary = _scan_limited(root, 1, only=only)
+    assert_same_result(focused, ordinary)
+    # An HTTPS listener terminates TLS; one whose protocol is unknown (its module called)
+    # leaves it undecided: no finding either way.
+    changed = change in ("a module's file not in focus", "a module now called")
+    assert _psx002(focused) == ([] if changed else ["app/docker-compose.yml"])
+
+
+def test_helpers_keep_the_documents_and_summaries_they_leave_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tree of Terraform alone with two processes, focused on one module after a full scan:
+    the helper answers the modules it does not judge from their summaries and hands what it
+    kept to this process, which writes the shelf: every document and summary is still there
+    after, and the run finds what the ordinary way finds."""
+    tree = {**TREE, "m_lb/main.tf": _LISTENER_FROM_VARIABLE}
+    root = write_tree(tmp_path / "repo", tree)
+    monkeypatch.setattr(terraform_parts, "PART_BYTES", 1)
+    _forced_jobs(monkeypatch)
+    _scan_limited(root, 2, cache=True)
+    stored = _stored_documents(root)
+    # Every file, and a summary of every module judged after the first part: what one
+    # process stores, whichever process judged it.
+    alone = write_tree(tmp_path / "alone", tree)
+    _scan_limited(alone, 1, cache=True)
+    assert set(stored) == set(_stored_documents(alone))
+    assert set(tree) < set(stored)
+    (root / "z_env/main.tf").write_text(
+        (root / "z_env/main.tf").read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8"
+    )
+    only = frozenset({"z_env/main.tf"})
+    returned = record_returns(monkeypatch, scan_module, "_in_parts")
+    focused = _scan_limited(root, 2, cache=True, only=only)
+    assert returned and returned[0] is not None  # in parts, with a helper
+    after = _stored_documents(root)
+    assert set(after) == set(stored)
+    edited = {"z_env/main.tf", scan_module._SUMMARY + "z_env"}  # made again, under new keys
+    assert {p: e for p, e in after.items() if p not in edited} == {
+        p: e for p, e in stored.items() if p not in edited
+    }
+    monkeypatch.setattr(scan_module, "_in_parts", lambda *args: None)
+    assert_same_result(focused, _scan_limited(root, 1, only=only))
