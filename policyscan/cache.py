@@ -9,7 +9,8 @@ Each file is rewritten whole after a scan that changed it:
     where and what it is (path, kind, environment, template), and the code that parses it; a
     file whose key changed is parsed again. A pickle is read when it is needed and checked
     against the index then, and a shelf is written as its documents come (Shelf,
-    ShelfWriter): a scan holds the index, not the pickles.
+    ShelfWriter): a scan holds the index, not the pickles. The Terraform shelf also keeps
+    each module's summary (scan.ModuleSummaries).
 ``results.bin``
     the rule results of the last scan, under a key that hashes every file's key, the rules (their
     files' contents and the configuration's overrides) and the code. An unchanged tree is
