@@ -625,6 +625,14 @@ class ShelfWriter:
         if blob is not None:
             self._write(path, key, blob, self._old.digest(path))
 
+    def take(self, path: str, key: str, blob: bytes | None, kept: bytes | None = None) -> None:
+        """A document's entry as a scan took it: ``blob``, a pickle the old shelf does not
+        have, or None to keep the old shelf's (``kept``, when at hand)."""
+        if blob is None:
+            self.keep(path, key, kept)
+        else:
+            self.put(path, key, blob)
+
     def put(self, path: str, key: str, blob: bytes) -> None:
         """A pickle the old shelf does not have."""
         if self._failed:

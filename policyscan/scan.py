@@ -464,7 +464,7 @@ class _FromCache:
         if os.getpid() != self.pid:
             self.taken[path] = (key, blob)
         else:
-            self._write(path, key, blob, terraform, kept)
+            self.writers[terraform].take(path, key, blob, kept)
 
     def summaries(self, unread: Callable[[Sequence[str]], None]) -> ModuleSummaries:
         """The Terraform modules' summaries, kept in the Terraform shelf as documents are."""
@@ -476,16 +476,7 @@ class _FromCache:
 
     def give(self, path: str, taken: _Taken, terraform: bool) -> None:
         """An entry a helper took."""
-        self._write(path, *taken, terraform)
-
-    def _write(
-        self, path: str, key: str, blob: bytes | None, terraform: bool, kept: bytes | None = None
-    ) -> None:
-        """A new pickle (``blob``), or the shelf's kept (``kept``, when at hand)."""
-        if blob is None:
-            self.writers[terraform].keep(path, key, kept)
-        else:
-            self.writers[terraform].put(path, key, blob)
+        self.writers[terraform].take(path, *taken)
 
 
 def _in_parts(
