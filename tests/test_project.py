@@ -8,7 +8,8 @@ from pathlib import Path
 from policyscan.cli import main
 from policyscan.discover import discover
 from policyscan.interpolate import interpolate
-from policyscan.model import Environment
+from policyscan.model import Environment, Span, Value
+from policyscan.project import _fact, facts
 from policyscan.scan import parse_artifact
 from tests.conftest import project_of as _project
 from tests.conftest import write_tree
@@ -277,3 +278,56 @@ def test_terraform_index_gives_what_a_walk_of_every_block_gives(tmp_path: Path) 
         for chosen in itertools.combinations([*types, "aws_none"], size):
             expected = [p for p in walk if p[1].type == "resource" and p[1].labels[0] in chosen]
             assert list(project.terraform_resources(chosen)) == expected
+
+
+def _eager_facts(path: str, span: Span, **entries: object) -> Value:
+    """Facts as they were made before project.Facts: a Value for every scalar up front."""
+    return Value({k: _fact(v, path, span) for k, v in entries.items()}, path, span)
+
+
+def test_facts_read_as_values_made_up_front() -> None:
+    span = Span(3, 5, 3, 9)
+    nested = Value("n", "other.yml", Span(7))
+    entries: dict[str, object] = {
+        "name": "DEBUG",
+        "count": 3,
+        "ratio": 0.5,
+        "flag": False,
+        "service": None,
+        "value": nested,
+        "ports": [80, "443"],
+        "limits": {"cpus": "0.5", "memory": None},
+    }
+    lazy = facts("a.yml", span, **entries)
+    eager = _eager_facts("a.yml", span, **entries)
+    for key in [*entries, "missing"]:
+        assert lazy.get(key) == eager.get(key), key
+        assert lazy.lookup(key) == eager.lookup(key), key
+    for dotted in ("limits.cpus", "limits.memory", "ports.1", "limits.missing", "missing.x"):
+        assert lazy.lookup(dotted) == eager.lookup(dotted), dotted
+    assert lazy.lookup(".") is lazy
+    assert lazy.get("service") == Value(None, "a.yml", span)  # a fact of None is no missing one
+    assert lazy.get("value") is nested  # a Value given is the Value read, with its own place
+    assert lazy.data == eager.data
+    assert list(lazy.items()) == list(eager.items())
+    assert lazy.to_plain() == eager.to_plain()
+
+
+def test_facts_keep_their_scalars_bare_until_read() -> None:
+    # What makes them cheap: no Value is held for a scalar fact (a scan of 10,000 files has
+    # some 150,000 of them). Reading one places it, and holds nothing more.
+    lazy = facts("a.env", Span(1), name="A", literal=True, value=Value("x", "a.env", Span(1)))
+    assert lazy.get("name") == Value("A", "a.env", Span(1))
+    held = Value.__dict__["data"].__get__(lazy)
+    assert held["name"] == "A" and held["literal"] is True
+    assert isinstance(held["value"], Value)
+
+
+def test_facts_survive_the_cache_pickle() -> None:
+    # Subjects cross processes (the split's stubs) in the cache's pickles.
+    from policyscan.cache import dumps, loads
+
+    made = facts("a.tf", Span(2, 1, 4, 2), name="x", count=None, tags={"a": "b"})
+    back = loads(dumps(made))
+    assert type(back) is type(made)
+    assert back.data == made.data and back.path == made.path and back.span == made.span

@@ -221,9 +221,13 @@ def _attr(path: str, test: Test) -> Condition:
 
     def one_key(value: Value, subject: Subject, project: Project) -> Outcome:
         # Value.lookup's answer for a path of one key, without the call: nearly every path is
-        # one, and this runs for every condition on every subject.
-        data = value.data
-        target = data.get(path) if isinstance(data, dict) else value.get(path)
+        # one, and this runs for every condition on every subject. A subject's facts
+        # (project.Facts) give the one key asked for, rather than a mapping of all.
+        if type(value) is Value:
+            data = value.data
+            target = data.get(path) if isinstance(data, dict) else value.get(path)
+        else:
+            target = value.get(path)
         return Outcome(test(target), target, path)
 
     return one_key
