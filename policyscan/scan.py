@@ -1061,7 +1061,11 @@ def _scan_cached(
         if options.only is None:
             # A run that reports on some files judged only what can make a finding in them
             # (Project.focus): its results would answer a later run of the whole tree wrongly.
-            # A hit above is another matter: a whole tree's results hold any part's.
+            # A hit above is another matter: a whole tree's results hold any part's. Kept with
+            # their snippets, made from the texts the key is made of: a hit then makes none
+            # (0.08 s of an unchanged re-scan's 0.5 s at 10,322 files).
+            line_starts: dict[str, array[int]] = {}
+            evaluated.findings = [_with_snippet(f, texts, line_starts) for f in evaluated.findings]
             store.store_results(tree, evaluated)
         clock.lap("cache.store")
         return project, evaluated

@@ -366,11 +366,18 @@ def _no_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_warm_scan_parses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _small_repo(tmp_path / "repo")
-    _scan(root, cache=True)
+    cold = _scan(root, cache=True)
     _no_parsing(monkeypatch)
+
+    def no_snippet(*args: Any) -> Any:
+        raise AssertionError("a snippet made again although nothing changed")
+
+    monkeypatch.setattr(scan_module, "snippet", no_snippet)
     timings: dict[str, float] = {}
-    _scan(root, cache=True, timings=timings)
+    warm = _scan(root, cache=True, timings=timings)
     assert "rules" not in timings  # answered from the results, not evaluated
+    assert [f.snippet for f in warm.findings] == [f.snippet for f in cold.findings]
+    assert any(f.snippet for f in warm.findings)  # the results keep them
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
