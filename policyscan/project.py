@@ -546,11 +546,16 @@ class Project:
         part = self.part_of(subject)
         return part is None or not part.isdisjoint(self.focus)
 
-    def may_focus(self, scope: str) -> bool:
+    def may_focus(self, scope: str, blames: frozenset[Kind] | None = None) -> bool:
         """Whether some subject of ``scope`` could be in focus (in_focus), told from the kinds
-        of the files in focus alone, before the scope is built."""
+        of the files in focus alone, before the scope is built; and whether a rule whose
+        findings can only be in files of the kinds ``blames`` could make one there."""
+        if self.focus is None:
+            return True
+        if blames is not None and blames.isdisjoint(self._focus_kinds):
+            return False
         kinds = _SCOPE_KINDS.get(scope)
-        if self.focus is None or kinds is None:
+        if kinds is None:
             return True
         return any(not _PART_KINDS[kind].isdisjoint(self._focus_kinds) for kind in kinds)
 

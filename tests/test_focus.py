@@ -11,14 +11,17 @@ from typing import Any
 import pytest
 
 from policyscan import scan as scan_module
+from policyscan.discover import classify
+from policyscan.model import Kind
 from policyscan.policy import engine
+from policyscan.policy.loader import load_policies
 from policyscan.project import Project
 from tests.conftest import FIXTURES, generate_monorepo, project_of, write_tree
 from tests.conftest import assert_same_result as _assert_same
 from tests.conftest import scan_tree as _scan
 
 
-def _everything(self: Project, subject: Any) -> bool:
+def _everything(self: Project, *asked: Any) -> bool:
     return True
 
 
@@ -34,6 +37,7 @@ def _each_file_alone(
         narrowed = _scan(root, only=frozenset({path}), **changes)
         with monkeypatch.context() as patched:
             patched.setattr(Project, "in_focus", _everything)
+            patched.setattr(Project, "may_focus", _everything)
             whole = _scan(root, only=frozenset({path}), **changes)
         _assert_same(whole, narrowed)
         found += bool(narrowed.findings)
@@ -76,13 +80,41 @@ def test_a_focused_run_judges_fewer_subjects(
     monkeypatch.setattr(engine, "_evaluate_one", counted)
     _scan(generated, jobs=1)
     everything = len(judged)
-    one = next(p for p in sorted(set(judged)) if p.endswith(".tf"))
+    paths = sorted(set(judged))
+    one = next(p for p in paths if p.endswith(".tf"))
     judged.clear()
     _scan(generated, jobs=1, only=frozenset({one}))
     assert 0 < len(judged) < everything / 3
-    # Judged: the subjects of the file's own module, and the project's own (path "").
+    # Judged: the subjects of the file's own module. Not the project's own (path ""): its
+    # rules (PSX001, PSX002) blame compose files alone (predicates.BLAMES).
     module = one.rsplit("/", 1)[0]
-    assert {p.rsplit("/", 1)[0] if p else "" for p in judged} == {module, ""}
+    assert {p.rsplit("/", 1)[0] for p in judged} == {module}
+    compose = next(p for p in paths if p.endswith("docker-compose.yml"))
+    judged.clear()
+    _scan(generated, jobs=1, only=frozenset({compose}))
+    assert "" in judged  # a compose file in focus: they are judged
+
+
+def _kind_of(path: str) -> Kind | None:
+    found = classify(path)
+    return None if found is None else found[0]
+
+
+def test_rules_that_blame_some_kinds_blame_only_those() -> None:
+    # A rule judged only when a file of those kinds is in focus must never blame another.
+    rules = [r for r in load_policies() if r.blames is not None]
+    assert {r.id for r in rules} == {"PSX001", "PSX002"}
+    for rule in rules:
+        for example in rule.model.examples.fail:
+            assert example.expect, rule.id
+            for expected in example.expect:
+                assert _kind_of(expected.file) in rule.blames, (rule.id, expected.file)
+    for tree in (FIXTURES / "insecure-shop", FIXTURES / "hardened-shop"):
+        result = _scan(tree, jobs=1)
+        for finding in result.findings:
+            rule = next((r for r in rules if r.id == finding.rule_id), None)
+            if rule is not None:
+                assert _kind_of(finding.location.path) in rule.blames, finding
 
 
 def test_the_parts_of_each_kind(tmp_path: Path) -> None:

@@ -388,7 +388,7 @@ def _candidates(rule: Rule, project: Project) -> Iterable[tuple[int, Subject]]:
     indexes of the scope by attribute, built once per project: by lowered text for ``in``
     clauses, by text for ``matches`` ones, whose pattern is then tried once per distinct
     text."""
-    if not project.may_focus(rule.scope):
+    if not project.may_focus(rule.scope, rule.blames):
         return iter(())
     subjects = project.subjects(rule.scope)
     focused = _focused(project, rule.scope, subjects)

@@ -30,7 +30,7 @@ from policyscan.cache import user_cache_dir
 from policyscan.errors import PolicyError
 from policyscan.model import Environment, Kind, Severity
 from policyscan.policy.conditions import Condition, Selector, compile_condition, selector
-from policyscan.policy.predicates import PREDICATES
+from policyscan.policy.predicates import BLAMES, PREDICATES
 from policyscan.scopes import SCOPES
 
 if TYPE_CHECKING:
@@ -82,6 +82,9 @@ class Rule:
     source: str
     builtin: bool
     selects: Selector | None = None  # from ``where``: the engine's index lookup (conditions)
+    # The kinds of file its findings can be in, where it asserts one predicate that says
+    # (predicates.BLAMES); None: any. A run that reports on other files does not judge it.
+    blames: frozenset[Kind] | None = None
 
     @property
     def model(self) -> PolicyModel:
@@ -247,7 +250,14 @@ def load_policy_file(
         label,
         builtin,
         selector(where_node),
+        _blames(assert_node),
     )
+
+
+def _blames(assert_node: Any) -> frozenset[Kind] | None:
+    if isinstance(assert_node, dict) and set(assert_node) <= {"predicate", "args"}:
+        return BLAMES.get(assert_node.get("predicate"))  # type: ignore[arg-type]
+    return None
 
 
 def _fields_of_model(model: PolicyModel) -> dict[str, Any]:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import importlib
 
+from policyscan.model import Kind
 from policyscan.policy.conditions import Predicate
 
 _MODULES = ("core", "env", "compose", "dockerfile", "nginx", "terraform")
 
 
-def _collect() -> dict[str, Predicate]:
+def _collect() -> tuple[dict[str, Predicate], dict[str, frozenset[Kind]]]:
     merged: dict[str, Predicate] = {}
+    blames: dict[str, frozenset[Kind]] = {}
     for name in _MODULES:
         try:
             module = importlib.import_module(f"{__name__}.{name}")
@@ -26,7 +28,12 @@ def _collect() -> dict[str, Predicate]:
             if key in merged:
                 raise RuntimeError(f"predicate {key!r} is defined twice ({name})")
             merged[key] = fn
-    return merged
+        blames.update(getattr(module, "BLAMES", {}))
+    return merged, blames
 
 
-PREDICATES: dict[str, Predicate] = _collect()
+PREDICATES: dict[str, Predicate]
+# For a predicate of the project's own subject: the kinds of file its findings can be in
+# (a module's BLAMES); a predicate not named here can blame any file.
+BLAMES: dict[str, frozenset[Kind]]
+PREDICATES, BLAMES = _collect()

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from policyscan.model import Environment, Location, Related, Span, Value
+from policyscan.model import Environment, Kind, Location, Related, Span, Value
 from policyscan.policy.conditions import TRUE, UNKNOWN, Outcome, Predicate
 
 if TYPE_CHECKING:
@@ -2002,4 +2002,14 @@ PREDICATES: dict[str, Predicate] = {
     "database_slow_log": database_slow_log,
     "redis_persistence_anywhere": redis_persistence_anywhere,
     "tls_termination_anywhere": tls_termination_anywhere,
+}
+
+# The kinds of file a failing outcome of these project-wide predicates blames (the finding's
+# place): a run that reports on other files alone (pre-commit) need not judge a rule that
+# asks only one of them, and their questions read every compose view, nginx server and
+# Terraform resource (Project.may_focus). tests/test_focus.py checks these against the rules'
+# examples.
+BLAMES: dict[str, frozenset[Kind]] = {
+    "redis_persistence_anywhere": frozenset({Kind.COMPOSE}),
+    "tls_termination_anywhere": frozenset({Kind.COMPOSE}),
 }
