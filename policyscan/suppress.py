@@ -162,12 +162,17 @@ def _extent(node: Any) -> int:
     return last + 1  # the closing brace
 
 
-def _blocks(project: Any, targets: set[tuple[str, int]]) -> dict[tuple[str, int], list[_Block]]:
+def _blocks(
+    project: Any, targets: set[tuple[str, int]], kinds: Mapping[str, Kind]
+) -> dict[tuple[str, int], list[_Block]]:
     from policyscan.scopes import SCOPES
 
+    # A scope's blocks are in files of its own kind: one with no ignore in such a file is not
+    # built (a run that reports on a Terraform file need not load every compose document).
+    wanted = {kinds.get(path) for path, _ in targets}
     found: dict[tuple[str, int], list[_Block]] = {}
     for scope in _BLOCK_SCOPES:
-        if scope not in SCOPES:
+        if scope not in SCOPES or Kind(scope.split(".", 1)[0]) not in wanted:
             continue
         try:
             subjects = project.subjects(scope)
@@ -256,8 +261,8 @@ def _apply_inline(
     by_line: dict[tuple[str, int], list[Ignore]] = {}
     for ignore in ignores:
         by_line.setdefault((ignore.path, ignore.target), []).append(ignore)
-    blocks = _blocks(project, set(by_line))
     kinds = {a.path: a.kind for a in result.artifacts}
+    blocks = _blocks(project, set(by_line), kinds)
     block_ignores = [
         (ignore, block)
         for where, items in by_line.items()

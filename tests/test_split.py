@@ -707,3 +707,94 @@ def test_the_share_taken_here_leaves_cached_terraform_to_the_worker(tmp_path: Pa
     assert taken({artifacts[i].path for i in terraform}) == []
     keys[last] = "changed since"
     assert last in taken({last})
+
+
+def _obtained_here(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files whose document this process (the split's parent) took: loaded or parsed."""
+    taken: list[str] = []
+    real = split_module._obtain
+
+    def obtain(plan: Any, index: int, *args: Any, **kwargs: Any) -> Any:
+        taken.append(plan.artifacts[index].path)
+        return real(plan, index, *args, **kwargs)
+
+    monkeypatch.setattr(split_module, "_obtain", obtain)
+    return taken
+
+
+@pytest.mark.parametrize(
+    ("focus", "taken"),
+    [
+        # A Terraform file (with an ignore comment): no rule of the other kinds can find
+        # anything in it, so none of their documents is loaded.
+        ("infra/db.tf", set()),
+        # An env file: its variables are judged with every other variable (secret reuse,
+        # compose environments, Dockerfile ENV); nginx is not asked.
+        ("app/.env", {"app/.env", "app/Dockerfile", "app/docker-compose.yml"}),
+    ],
+)
+def test_a_focused_split_loads_the_documents_its_rules_ask_for(
+    tmp_path: Path,
+    forced: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    focus: str,
+    taken: set[str],
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    root = _repo(tmp_path / "repo")
+    _scan(root, jobs=2, cache=True)
+    with (root / focus).open("a", encoding="utf-8") as f:
+        f.write("# changed, as a file a commit stages\n")
+    obtained = _obtained_here(monkeypatch)
+    forced.clear()
+    focused = _scan(root, jobs=2, cache=True, only=frozenset({focus}))
+    assert forced and forced[-1] is not None
+    assert {p for p in obtained if not p.endswith(".tf")} == taken  # its Terraform share aside
+    _assert_same(_scan(root, jobs=1, only=frozenset({focus})), focused)
+    assert focused.findings  # the comparison is about something
+
+
+def test_a_waiting_document_that_does_not_load_is_parsed(
+    tmp_path: Path, forced: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from policyscan import cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    root = _repo(tmp_path / "repo")
+    _scan(root, jobs=2, cache=True)
+    shelf = root / cache.CACHE_DIRNAME / cache._DOCUMENTS
+    data = bytearray(shelf.read_bytes())
+    data[len(cache._SHELF_MAGIC) + 5] ^= 0xFF  # inside the first pickle: app/.env's
+    shelf.write_bytes(bytes(data))
+    with (root / "app" / "Dockerfile").open("a", encoding="utf-8") as f:
+        f.write("# changed\n")
+    obtained = _obtained_here(monkeypatch)
+    parsed = record_returns(monkeypatch, scan_module, "parse_text")
+    forced.clear()
+    focused = _scan(root, jobs=2, cache=True, only=frozenset({"app/Dockerfile"}))
+    assert forced and forced[-1] is not None
+    assert "app/.env" in obtained  # asked for by the variables' rules, after the others
+    assert "app/.env" in {doc.artifact.path for doc in parsed}
+    _assert_same(_scan(root, jobs=1, only=frozenset({"app/Dockerfile"})), focused)
+
+
+def test_waiting_documents_arrive_when_first_asked_for() -> None:
+    loaded: list[str] = []
+
+    def load(path: str) -> object | None:
+        loaded.append(path)
+        return None if path == "broken.env" else f"document of {path}"
+
+    documents = split_module._Waiting(load)
+    documents["here.yml"] = "parsed"
+    for path in ("a.env", "b.env", "c.env", "d.env", "broken.env"):
+        documents.wait(path)
+    assert loaded == [] and set(documents) == {"here.yml"}  # iterating loads nothing
+    assert documents.get("a.env") == "document of a.env"
+    assert documents["b.env"] == "document of b.env"
+    assert "c.env" in documents
+    assert documents.pop("d.env", None) is None  # let go before it was asked for
+    assert "d.env" not in documents
+    assert "broken.env" not in documents and documents.get("broken.env") is None
+    assert documents.get("a.env") == "document of a.env"  # loaded once
+    assert loaded == ["a.env", "b.env", "c.env", "broken.env"]
