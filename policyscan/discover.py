@@ -312,7 +312,7 @@ def _walk(
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
-    # As os.walk sorts names: a link to a directory with the directories (and reported there).
+    # As os.walk has it: a link to a directory goes with the directories (reported there).
     try:
         return entry.is_dir()
     except OSError:

@@ -283,10 +283,10 @@ def _here(
     # This process's Terraform share first, so that the worker has it when it wants it.
     if not here_tf:
         inbox.put((sent, None, True))
+    sources = plan.sources
     for done, index in enumerate(mine, 1):
         artifact = artifacts[index]
         terraform = artifact.kind is Kind.TERRAFORM
-        sources = plan.sources
         if not terraform and sources is not None and _may_wait(plan, sources, artifact.path):
             sources.writer.keep(artifact.path, sources.keys[artifact.path])
             texts[artifact.path] = sources.texts[artifact.path]

@@ -256,7 +256,7 @@ def load_policy_file(
 
 def _blames(assert_node: Any) -> frozenset[Kind] | None:
     if isinstance(assert_node, dict) and set(assert_node) <= {"predicate", "args"}:
-        return BLAMES.get(assert_node.get("predicate"))  # type: ignore[arg-type]
+        return BLAMES.get(str(assert_node.get("predicate")))
     return None
 
 
