@@ -79,11 +79,18 @@ class Facts(Value):
         return None if found is _MISSING else found
 
     def lookup(self, dotted: str) -> Value | None:
-        if dotted in (".", ""):
+        if "." not in dotted:  # one key, nearly every path a rule names: get, inlined
+            if not dotted:
+                return self
+            found = _bare(self).get(dotted, _MISSING)
+            if type(found) in _SCALAR_TYPES:
+                return Value(found, self.path, self.span)
+            return None if found is _MISSING else found
+        if dotted == ".":
             return self
-        first, dot, rest = dotted.partition(".")
-        found = self.get(first)
-        return found.lookup(rest) if dot and found is not None else found
+        first, _, rest = dotted.partition(".")
+        child = self.get(first)
+        return child.lookup(rest) if child is not None else None
 
     @property
     def data(self) -> dict[str, Value]:

@@ -104,14 +104,6 @@ def fingerprint(rule: Rule, subject: Subject, outcome: Outcome) -> str:
     return hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:32]
 
 
-def _applies(rule: Rule, subject: Subject) -> bool:
-    return (
-        subject.kind in rule.artifacts
-        and subject.environment in rule.environments
-        and (rule.templates or not subject.template)
-    )
-
-
 def evaluate(
     rules: Sequence[Rule],
     project: Project,
@@ -336,9 +328,17 @@ def judge(
         # judgements make nothing, and there are a million of them at 10,000 files.
         made_f: list[Finding] = []
         made_e: list[Evidence] | None = [] if with_evidence else None
+        # Whether the rule applies to a subject (its kinds, environments, templates), asked
+        # inline: of every candidate, 370,000 at 10,322 files.
+        kinds, environments, templates = rule.artifacts, rule.environments, rule.templates
         try:
             for n, (s_index, subject) in enumerate(_candidates(rule, project)):
-                if n % parts != part or not _applies(rule, subject):
+                if (
+                    n % parts != part
+                    or subject.kind not in kinds
+                    or subject.environment not in environments
+                    or (subject.template and not templates)
+                ):
                     continue
                 try:
                     _evaluate_one(rule, subject, project, made_f, made_e)
