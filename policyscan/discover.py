@@ -284,10 +284,12 @@ def _walk(
             if spec is not None:
                 ignores.append((dirpath, spec))
         active = [(d, s) for d, s in ignores if dirpath == d or dirpath.startswith(d + os.sep)]
-        kept = []
+        directories: list[os.DirEntry[str]] = []
+        files: list[os.DirEntry[str]] = []
         for entry in entries:
-            if not _is_dir(entry):
-                continue
+            (directories if _is_dir(entry) else files).append(entry)
+        kept = []
+        for entry in directories:
             full = entry.path
             if entry.name in SKIP_DIRS or _ignored(full + "/", active):
                 continue
@@ -297,9 +299,7 @@ def _walk(
             if opts.exclude and _excluded(_relposix(full, root) + "/", opts.exclude):
                 continue
             kept.append(full)
-        for entry in entries:
-            if _is_dir(entry):
-                continue
+        for entry in files:
             full = entry.path
             if _ignored(full, active):
                 continue

@@ -103,6 +103,11 @@ class Sources:
         key = self.terraform_keys.get(path)
         return key is not None and key == self.keys.get(path)
 
+    def cached_here(self, path: str) -> bool:
+        """Whether the other kinds' shelf holds this file's document as it is now."""
+        key = self.cached.key(path)
+        return key is not None and key == self.keys.get(path)
+
 
 @dataclass(frozen=True)
 class _Plan:
@@ -388,7 +393,7 @@ def _may_wait(plan: _Plan, sources: Sources, path: str) -> bool:
         plan.focus is not None
         and path not in plan.focus
         and path not in sources.failed
-        and sources.cached.key(path) == sources.keys.get(path)
+        and sources.cached_here(path)
     )
 
 
