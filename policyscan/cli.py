@@ -10,7 +10,7 @@ import contextlib
 import gc
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import click
@@ -226,7 +226,7 @@ def scan(
     read for context.
     """
     from policyscan.plan import Settings, make_plan
-    from policyscan.report import Report, render
+    from policyscan.report import Report, chunks
 
     order = click.get_current_context().meta.get("policyscan.outputs")
     targets = _pair_outputs(formats, outputs, order)
@@ -255,7 +255,7 @@ def scan(
             quiet=quiet,
             include_suppressed=sarif_include_suppressed,
         )
-        _emit(render(fmt, report), output)
+        _emit(chunks(fmt, report), output)
     if statistics:
         click.echo(_statistics(result, rules_by_id), nl=False)
     unexplained = sum(1 for f in result.findings if f.suppressed == "")
@@ -381,18 +381,21 @@ def _fields(settings: Any) -> dict[str, Any]:
     return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
 
 
-def _emit(text: str, output: str | None) -> None:
+def _emit(pieces: Iterable[str], output: str | None) -> None:
+    """Writes the report's pieces as they are made (report.chunks)."""
     if output:
         try:
             with open(output, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
+                for piece in pieces:
+                    handle.write(piece)
         except OSError as exc:
             from policyscan.errors import UsageError
 
             raise UsageError(f"cannot write {output}: {exc.strerror}") from None
     else:
         try:
-            click.echo(text, nl=False)
+            for text in _batched(pieces):
+                click.echo(text, nl=False)
         except BrokenPipeError:
             # `policyscan . | head`: the reader has what it wanted, and the exit code still
             # says what was found. What is left to write goes nowhere (Python's own advice).
@@ -401,6 +404,21 @@ def _emit(text: str, output: str | None) -> None:
             from policyscan.errors import UsageError
 
             raise UsageError(f"cannot write standard output: {exc.strerror}") from None
+
+
+def _batched(pieces: Iterable[str], size: int = 1 << 16) -> Iterator[str]:
+    """The pieces joined into runs of about ``size`` characters: click.echo flushes each call,
+    and a report of 10,000 files comes in thousands of small pieces."""
+    run: list[str] = []
+    length = 0
+    for piece in pieces:
+        run.append(piece)
+        length += len(piece)
+        if length >= size:
+            yield "".join(run)
+            run, length = [], 0
+    if run:
+        yield "".join(run)
 
 
 def _exit_code(result: Any, fail_on: str) -> int:
@@ -631,7 +649,7 @@ def checklist_command(
     options = readiness.RenderOptions(
         color=_color(no_color, output), link_prefix=readiness.link_prefix_for(result.root, output)
     )
-    _emit(readiness.render(fmt, filled, options), output)
+    _emit([readiness.render(fmt, filled, options)], output)
     if fail_under is not None and filled.tally.below(fail_under):
         t = filled.tally
         click.echo(

@@ -248,12 +248,53 @@ def test_format_output_pairing(
 ) -> None:
     seen: list[tuple[str, str | None]] = []
     # Record which format went where instead of rendering it.
-    monkeypatch.setattr(report, "render", lambda fmt, rep: fmt)
+    monkeypatch.setattr(report, "chunks", lambda fmt, rep: fmt)
     monkeypatch.setattr(cli, "_emit", lambda text, output: seen.append((text, output)))
     write_tree(tmp_path, {".env": "A=1\n"})
     monkeypatch.chdir(tmp_path)
     main([".", *args])
     assert seen == expected
+
+
+def test_text_report_comes_a_file_at_a_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "a/.env": "DEBUG=true\nSECRET_KEY=changeme\n",
+            "b/.env": "DEBUG=1\n",
+            "c/docker-compose.yml": "services:\n  db:\n    image: postgres\n",
+        },
+    )
+    from policyscan.plan import Settings, make_plan
+    from policyscan.report import Report, chunks, render
+
+    plan = make_plan(Settings(paths=(str(tmp_path),)))
+    result = cli._run(plan, cache=False)
+    made = Report(result, {r.id: r for r in plan.rules})
+    pieces = list(chunks("text", made))
+    paths = sorted({f.location.path for f in result.findings})
+    assert paths == ["a/.env", "b/.env", "c/docker-compose.yml"]
+    assert [p.split("\n", 1)[0] for p in pieces[:-1]] == paths  # one piece a file, then the sum
+    assert pieces[-1].startswith(f"{len(result.findings)} findings")
+    assert "".join(pieces) == render("text", made)
+
+
+def test_output_is_written_as_it_is_made(capsys: pytest.CaptureFixture[str]) -> None:
+    # cli._emit writes a run of pieces once it is 64 KiB long, before the next is made.
+    first, second, third = "a" * 40_000, "b" * 40_000, "c" * 10
+    seen: list[str] = []
+
+    def pieces():  # type: ignore[no-untyped-def]
+        yield first
+        yield second
+        seen.append(capsys.readouterr().out)  # asked for the third: the first two are out
+        yield third
+
+    cli._emit(pieces(), None)
+    assert seen == [first + second]
+    assert capsys.readouterr().out == third
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,11 @@
-"""One formatter per output format, each ``render(report) -> str``; loaded on demand."""
+"""One formatter per output format, each ``render(report) -> str``; loaded on demand. A
+formatter whose output grows with the findings may also give ``chunks(report)``, the same text
+in pieces, so that a large report is written as it is made rather than held whole."""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from policyscan.model import ScanResult
@@ -29,6 +31,13 @@ class Report:
 
 
 def render(fmt: str, report: Report) -> str:
+    return "".join(chunks(fmt, report))
+
+
+def chunks(fmt: str, report: Report) -> Iterator[str]:
+    """The report in pieces whose concatenation is ``render``'s text."""
     module = importlib.import_module(FORMATS[fmt])
-    text: str = module.render(report)
-    return text
+    if hasattr(module, "chunks"):
+        yield from module.chunks(report)
+    else:
+        yield module.render(report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from itertools import groupby
 
 from policyscan.model import Finding, Severity
@@ -19,19 +20,27 @@ _BOLD, _DIM, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[0m"
 
 
 def render(report: Report) -> str:
+    return "".join(chunks(report))
+
+
+def chunks(report: Report) -> Iterator[str]:
+    """The report a file at a time: 10,000 files' findings make megabytes of text, which the
+    command writes as they come instead of holding them all (and then their encoding) at once
+    beside the documents."""
     paint = (
         (lambda code, text: f"{code}{text}{_RESET}") if report.color else (lambda _c, text: text)
     )
-    lines: list[str] = []
     shown = [f for f in report.result.findings if f.suppressed is None]
     for path, group in groupby(shown, key=lambda f: f.location.path):
-        lines.append(paint(_BOLD, path))
+        lines = [paint(_BOLD, path)]
         findings = list(group)
         # Columns line up within a file, so severities and rule ids read as a table.
         width = max(len(_where(path, f)) for f in findings)
         for finding in findings:
             lines.extend(_finding(finding, path, paint, width))
         lines.append("")
+        yield _joined(lines)
+    lines = []
     if report.result.problems and not report.quiet:
         lines.append(paint(_BOLD, "Problems (files or parts of files not scanned)"))
         for problem in report.result.problems:
@@ -43,7 +52,12 @@ def render(report: Report) -> str:
         lines.append("")
     if not report.quiet:
         lines.append(_summary(report, shown))
-    return "\n".join(lines) + ("\n" if lines else "")
+    if lines:
+        yield _joined(lines)
+
+
+def _joined(lines: list[str]) -> str:
+    return "\n".join(lines) + "\n"
 
 
 def _where(path: str, finding: Finding) -> str:
