@@ -76,6 +76,8 @@ class Facts(Value):
         found = _bare(self).get(key, _MISSING)
         if type(found) in _SCALAR_TYPES:
             return Value(found, self.path, self.span)
+        if type(found) is Later:
+            return found.make(found.source)
         return None if found is _MISSING else found
 
     def lookup(self, dotted: str) -> Value | None:
@@ -85,6 +87,8 @@ class Facts(Value):
             found = _bare(self).get(dotted, _MISSING)
             if type(found) in _SCALAR_TYPES:
                 return Value(found, self.path, self.span)
+            if type(found) is Later:
+                return found.make(found.source)
             return None if found is _MISSING else found
         if dotted == ".":
             return self
@@ -101,7 +105,29 @@ class Facts(Value):
         _set_bare(self, bare)
 
     def _placed(self, found: Any) -> Value:
-        return Value(found, self.path, self.span) if type(found) in _SCALAR_TYPES else found
+        if type(found) in _SCALAR_TYPES:
+            return Value(found, self.path, self.span)
+        return found.make(found.source) if type(found) is Later else found
+
+
+class Later:
+    """A nested fact made each time it is read, from what the document holds already: an nginx
+    context's headers, arguments and directive names made some 80,000 values of their own, held
+    for as long as the scope was, and most of them never read."""
+
+    __slots__ = ("make", "source")
+
+    def __init__(self, make: Callable[[Any], Value], source: Any) -> None:
+        self.make = make  # a module-level function, so that a pickle can name it
+        self.source = source
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as what it reads as: a reader in another process needs no document.
+        return (_same, (self.make(self.source),))
+
+
+def _same(value: Value) -> Value:
+    return value
 
 
 _MISSING: Any = object()
@@ -112,7 +138,10 @@ _set_bare: Callable[[Value, dict[str, Any]], None] = _bare_slot.__set__
 
 def facts(path: str, span: Span, **entries: Any) -> Value:
     return Facts(
-        {k: v if type(v) in _SCALAR_TYPES else _fact(v, path, span) for k, v in entries.items()},
+        {
+            k: v if type(v) in _SCALAR_TYPES or type(v) is Later else _fact(v, path, span)
+            for k, v in entries.items()
+        },
         path,
         span,
     )
@@ -1205,14 +1234,36 @@ def _header_fact(header: Directive) -> Value:
     return Value(text, header.path, header.span, known=not computed, text=text)
 
 
+def _listen(ctx: NginxContext) -> list[str]:
+    return [" ".join(x.args) for x in ctx.values("listen")]
+
+
+# The nested facts of an nginx subject (Later), at the context's own directive.
+def _args_fact(d: Directive) -> Value:
+    return _fact(list(d.args), d.path, d.span)
+
+
+def _listen_fact(ctx: NginxContext) -> Value:
+    d = ctx.directive
+    return _fact(_listen(ctx), d.path, d.span)
+
+
+def _headers_fact(ctx: NginxContext) -> Value:
+    d = ctx.directive
+    return Value({name: _header_fact(h) for name, h in ctx.headers.items()}, d.path, d.span)
+
+
+def _directives_fact(d: Directive) -> Value:
+    return _fact(sorted({x.name for x in d.block or ()}), d.path, d.span)
+
+
 def _nginx(scope: str) -> _Builder:
     def build(project: Project) -> Iterable[Subject]:
         for kind, ctx in project.nginx_contexts:
             if kind != scope:
                 continue
             d = ctx.directive
-            listen = [" ".join(x.args) for x in ctx.values("listen")]
-            headers = {name: _header_fact(h) for name, h in ctx.headers.items()}
+            listen = _listen(ctx)
             key = f"{kind} {' '.join(d.args) or ''}".strip()
             if kind == "server":
                 names = [" ".join(x.args) for x in ctx.values("server_name")]
@@ -1235,10 +1286,10 @@ def _nginx(scope: str) -> _Builder:
                 facts(
                     d.path,
                     d.span,
-                    args=list(d.args),
-                    listen=listen,
-                    headers=headers,
-                    directives=sorted({x.name for x in d.block or ()}),
+                    args=Later(_args_fact, d),
+                    listen=Later(_listen_fact, ctx),
+                    headers=Later(_headers_fact, ctx),
+                    directives=Later(_directives_fact, d),
                     tls=server_ctx is not None and _is_tls(server_ctx),
                     own_headers=any(x.name == "add_header" for x in d.block or ()),
                 ),

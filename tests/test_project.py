@@ -331,3 +331,62 @@ def test_facts_survive_the_cache_pickle() -> None:
     back = loads(dumps(made))
     assert type(back) is type(made)
     assert back.data == made.data and back.path == made.path and back.span == made.span
+
+
+def test_nginx_nested_facts_are_made_when_read(tmp_path: Path) -> None:
+    # An nginx context's args, listen, headers and directive names are not held as values of
+    # their own (project.Later): each read makes them from the document, the same as before.
+    from policyscan.cache import dumps, loads
+    from policyscan.project import Later, _header_fact
+
+    root = write_tree(
+        tmp_path,
+        {
+            "nginx.conf": (
+                "http {\n"
+                "  add_header X-Frame-Options DENY always;\n"
+                "  server {\n"
+                "    listen 443 ssl;\n"
+                "    listen [::]:443 ssl;\n"
+                "    server_name example.com;\n"
+                "    location /api/ {\n"
+                "      add_header Content-Security-Policy $csp;\n"
+                "      proxy_pass http://app;\n"
+                "    }\n"
+                "  }\n"
+                "}\n"
+            )
+        },
+    )
+    project = _project(root)
+    subjects = [*project.subjects("nginx.server"), *project.subjects("nginx.location")]
+    assert [s.key for s in subjects] == [
+        "server example.com 443 ssl [::]:443 ssl",
+        "server example.com / location /api/",
+    ]
+    for subject in subjects:
+        ctx = subject.node
+        d = ctx.directive
+        held = Value.__dict__["data"].__get__(subject.facts)
+        nested = ("args", "listen", "headers", "directives")
+        assert all(type(held[k]) is Later for k in nested)
+        eager = _eager_facts(
+            d.path,
+            d.span,
+            args=list(d.args),
+            listen=[" ".join(x.args) for x in ctx.values("listen")],
+            headers={name: _header_fact(h) for name, h in ctx.headers.items()},
+            directives=sorted({x.name for x in d.block or ()}),
+        )
+        for key in nested:
+            assert subject.facts.get(key) == eager.get(key), key
+            assert subject.facts.lookup(key) == eager.lookup(key), key
+            assert subject.facts.data[key] == eager.data[key], key
+        back = loads(dumps(subject.facts))  # pickled as the values it reads as
+        assert all(back.get(k) == eager.get(k) for k in nested)
+    server, location = subjects
+    # At the server directive: line 3, to the end of "  server {".
+    assert server.facts.lookup("listen.1") == Value("[::]:443 ssl", "nginx.conf", Span(3, 1, 3, 11))
+    assert server.facts.get("directives").to_plain() == ["listen", "location", "server_name"]
+    assert location.facts.lookup("headers.content-security-policy").known is False
+    assert location.facts.lookup("headers.x-frame-options") is None  # its own header replaces
