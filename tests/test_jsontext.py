@@ -81,3 +81,40 @@ def test_reports_of_both_fixtures() -> None:
         for fmt in ("sarif", "json"):
             text = render(fmt, report)
             assert text == _standard(json.loads(text)) + "\n"
+
+
+def _streamed(value: Any, pick: list[bool]) -> Any:
+    """``value`` with some of its lists (as ``pick`` says, in turn) made streams of generators."""
+    if isinstance(value, dict):
+        return {k: _streamed(v, pick) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_streamed(v, pick) for v in value]
+        if pick and pick.pop():
+            return jsontext.Stream(item for item in items)
+        return items
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(_values, st.lists(st.booleans(), max_size=12))
+def test_chunks_are_the_same_text_with_streams(value: Any, pick: list[bool]) -> None:
+    assert "".join(jsontext.chunks(_streamed(value, pick))) == _standard(value)
+
+
+def test_a_stream_is_written_as_its_items_come() -> None:
+    made = 0
+
+    def items():  # type: ignore[no-untyped-def]
+        nonlocal made
+        for n in range(20_000):
+            made += 1
+            yield {"n": n, "text": "x" * 20}
+
+    value = {"a": 1, "results": jsontext.Stream(items()), "z": [jsontext.Stream(iter(()))]}
+    pieces = jsontext.chunks(value)
+    first = next(pieces)
+    assert 0 < made < 20_000  # a piece came before the last item was made
+    rest = "".join(pieces)
+    assert made == 20_000
+    expected = {"a": 1, "results": [{"n": n, "text": "x" * 20} for n in range(20_000)], "z": [[]]}
+    assert first + rest == _standard(expected)

@@ -6,6 +6,7 @@ tree gives byte-identical output.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from policyscan import __version__
@@ -57,6 +58,10 @@ def problem_dict(problem: Problem) -> dict[str, Any]:
 
 
 def render(report: Report) -> str:
+    return "".join(chunks(report))
+
+
+def chunks(report: Report) -> Iterator[str]:
     result = report.result
     active = [f for f in result.findings if f.suppressed is None]
     suppressed = [f for f in result.findings if f.suppressed is not None]
@@ -74,8 +79,9 @@ def render(report: Report) -> str:
             "problems": len(result.problems),
             "by_severity": counts,
         },
-        "findings": [finding_dict(f, report) for f in active],
-        "suppressed": [finding_dict(f, report) for f in suppressed],
+        "findings": jsontext.Stream(finding_dict(f, report) for f in active),
+        "suppressed": jsontext.Stream(finding_dict(f, report) for f in suppressed),
         "problems": [problem_dict(p) for p in result.problems],
     }
-    return jsontext.dumps(payload) + "\n"
+    yield from jsontext.chunks(payload)
+    yield "\n"

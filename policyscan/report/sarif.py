@@ -8,6 +8,7 @@ unless asked for: GitHub opens alerts for suppressed results anyway.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,10 @@ def _notification(problem: Problem) -> dict[str, Any]:
 
 
 def render(report: Report) -> str:
+    return "".join(chunks(report))
+
+
+def chunks(report: Report) -> Iterator[str]:
     result = report.result
     rules = sorted(report.rules.values(), key=lambda r: r.id)
     index = {rule.id: i for i, rule in enumerate(rules)}
@@ -144,7 +149,8 @@ def render(report: Report) -> str:
                 "toolExecutionNotifications": notifications,
             }
         ],
-        "results": [_result(f, index, report) for f in findings],
+        "results": jsontext.Stream(_result(f, index, report) for f in findings),
     }
     log = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
-    return jsontext.dumps(log) + "\n"
+    yield from jsontext.chunks(log)
+    yield "\n"
