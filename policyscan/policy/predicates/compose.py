@@ -1822,13 +1822,9 @@ def redis_persistence_anywhere(
 ) -> Outcome:
     """Where the project runs Redis in compose, some Redis keeps its data: a compose Redis with
     AOF or RDB snapshots on a volume, or an ElastiCache group keeping snapshots (or MemoryDB)."""
-    compose_redis: list[tuple[str, Value, RedisState | None]] = []
-    for view in _production_views(project):
-        for name, svc in view.services.items():
-            if _service_family(svc) != "redis":
-                continue
-            config = redis_config(project, view, svc)
-            compose_redis.append((name, svc, None if config is None else redis_state(config, svc)))
+    compose_redis: list[tuple[str, Value, RedisState | None]] = project.memo(
+        "compose_redis_states", lambda: compose_redis_states(project)
+    )
     if not compose_redis:
         return TRUE
     unknown = False
@@ -1866,6 +1862,21 @@ def redis_persistence_anywhere(
     )
 
 
+def compose_redis_states(project: Project) -> list[tuple[str, Value, RedisState | None]]:
+    """The Redis services of the production views, in order: each one's name, where it is (a
+    value holding nothing but its place) and what it keeps (None: its startup is unread)."""
+    out: list[tuple[str, Value, RedisState | None]] = []
+    for view in _production_views(project):
+        for name, svc in view.services.items():
+            if _service_family(svc) != "redis":
+                continue
+            config = redis_config(project, view, svc)
+            place = Value(None, svc.path, svc.span)
+            place.key_span = svc.key_span
+            out.append((name, place, None if config is None else redis_state(config, svc)))
+    return out
+
+
 _HTTP_PORTS = frozenset({80, 8000, 8080})
 _TLS_IMAGES = re.compile(
     r"(?:^|/)(?:caddy|acme-companion|letsencrypt-nginx-proxy-companion|swag|"
@@ -1877,7 +1888,7 @@ _TRAEFIK_TLS = re.compile(
 )
 
 
-def _compose_tls(project: Project) -> tuple[Related | None, bool]:
+def compose_tls(project: Project) -> tuple[Related | None, bool]:
     """TLS termination evidence in the compose files (443 published, a TLS proxy image, traefik
     with a certificate resolver), and whether something could not be read."""
     unknown = False
@@ -1924,26 +1935,19 @@ def tls_termination_anywhere(
     something in the project terminates TLS: an nginx server listening with ssl, an HTTPS/TLS
     load balancer listener, a CloudFront distribution, or a TLS proxy in compose (443
     published, caddy, traefik with a certificate resolver...)."""
-    http: list[tuple[str, Port]] = []
-    for view in _production_views(project):
-        for name, svc in view.services.items():
-            if _service_family(svc) in DATASTORES:
-                continue
-            for port in ports_of(svc):
-                if port.public is not True or port.protocol != "tcp":
-                    continue
-                if any(port.publishes(p) for p in _HTTP_PORTS) or (
-                    port.published is None and any(port.targets(p) for p in _HTTP_PORTS)
-                ):
-                    http.append((name, port))
+    http: list[tuple[str, str, Value]] = project.memo(
+        "compose_http_ports", lambda: compose_http_ports(project)
+    )
     if not http:
         return TRUE
     plain: list[Related] = []
-    for server in project.subjects("nginx.server"):
-        tls = server.facts.get("tls")
-        if tls is not None and tls.data is True:
-            return Outcome(True, details={"evidence": f"nginx TLS server in {server.path}"})
-        plain.append(Related(Location(server.path, server.span), "plain-HTTP nginx server"))
+    servers: list[tuple[bool, Location]] = project.memo(
+        "nginx_server_tls", lambda: nginx_server_tls(project)
+    )
+    for tls, where in servers:
+        if tls:
+            return Outcome(True, details={"evidence": f"nginx TLS server in {where.path}"})
+        plain.append(Related(where, "plain-HTTP nginx server"))
     unknown = False
     for module, block in project.terraform_resources(_TLS_FRONTS):
         rtype = block.labels[0]
@@ -1963,19 +1967,42 @@ def tls_termination_anywhere(
                     f"{protocol} listener {block.address}",
                 )
             )
-    evidence, compose_unknown = _compose_tls(project)
+    evidence, compose_unknown = project.memo("compose_tls", lambda: compose_tls(project))
     if evidence is not None:
         return Outcome(True, details={"evidence": evidence.message}, related=(evidence,))
     if unknown or compose_unknown:
         return UNKNOWN
-    name, port = http[0]
-    related = [
-        Related(Location(p.value.path, p.value.span), f"{n} publishes {_describe(p)}")
-        for n, p in http[1:4]
-    ] + plain[:3]
-    return Outcome(
-        False, _at(port.value), "ports", {"service": name, "port": _describe(port)}, tuple(related)
-    )
+    name, described, port = http[0]
+    related = [Related(p.location, f"{n} publishes {d}") for n, d, p in http[1:4]] + plain[:3]
+    return Outcome(False, port, "ports", {"service": name, "port": described}, tuple(related))
+
+
+def compose_http_ports(project: Project) -> list[tuple[str, str, Value]]:
+    """The plain-HTTP ports (80, 8000, 8080 over TCP) that production services other than
+    datastores publish to other hosts, in order: the service, the port as written, and the
+    port's place as a blame value."""
+    http: list[tuple[str, str, Value]] = []
+    for view in _production_views(project):
+        for name, svc in view.services.items():
+            if _service_family(svc) in DATASTORES:
+                continue
+            for port in ports_of(svc):
+                if port.public is not True or port.protocol != "tcp":
+                    continue
+                if any(port.publishes(p) for p in _HTTP_PORTS) or (
+                    port.published is None and any(port.targets(p) for p in _HTTP_PORTS)
+                ):
+                    http.append((name, _describe(port), _at(port.value)))
+    return http
+
+
+def nginx_server_tls(project: Project) -> list[tuple[bool, Location]]:
+    """Each nginx server, in order: whether it listens with TLS, and where it is."""
+    out = []
+    for server in project.subjects("nginx.server"):
+        tls = server.facts.get("tls")
+        out.append((tls is not None and tls.data is True, Location(server.path, server.span)))
+    return out
 
 
 PREDICATES: dict[str, Predicate] = {

@@ -101,17 +101,11 @@ def secret_reused(
     value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
 ) -> Outcome:
     """This literal secret's value is not also the value of another secret key."""
-    groups = _reuse_groups(project)
-    target = value.lookup("value")
-    name = value.lookup("name")
-    if target is None or name is None or not target.literal or not target.known:
+    compared = compared_secret(value)
+    if compared is None:
         return TRUE
-    from policyscan.secretstrength import classify_name, is_reference
-
-    text = target.as_str()
-    key_name = name.as_str() or ""
-    if not text or is_reference(text) or classify_name(key_name) is None:
-        return TRUE
+    groups = reuse_groups(project)
+    target, text, key_name = compared
     # Per group, only a bounded sample is looked at: a file with thousands of keys sharing one
     # value must stay linear, and a message naming a handful of them says enough.
     sample = groups.get(text, [])[:64]
@@ -127,12 +121,29 @@ def secret_reused(
     return Outcome(False, target, "value", {"others": shown}, related)
 
 
+def compared_secret(facts: Value) -> tuple[Value, str, str] | None:
+    """A variable's literal secret value, its text and its name, when secret_reused compares
+    it with the others; None when it does not (no value, not literal, a reference, no secret's
+    name)."""
+    target = facts.lookup("value")
+    name = facts.lookup("name")
+    if target is None or name is None or not target.literal or not target.known:
+        return None
+    from policyscan.secretstrength import classify_name, is_reference
+
+    text = target.as_str()
+    key_name = name.as_str() or ""
+    if not text or is_reference(text) or classify_name(key_name) is None:
+        return None
+    return target, text, key_name
+
+
 def _name_of(subject: Subject) -> str | None:
     name = subject.facts.lookup("name")
     return name.as_str() if name is not None else None
 
 
-def _reuse_groups(project: Project) -> dict[str, list[Subject]]:
+def reuse_groups(project: Project) -> dict[str, list[Subject]]:
     def build() -> dict[str, list[Subject]]:
         from policyscan.secretstrength import classify_name
 
@@ -162,6 +173,23 @@ def backup_in_project(
 ) -> Outcome:
     """Something in the project backs up databases: a backup service in any compose file, an AWS
     Backup plan, or an RDS instance/cluster keeping automated backups."""
+    found = project.memo("compose_backup_service", lambda: compose_backup_service(project))
+    if found is not None:
+        return found
+    for _, block in project.terraform_resources(("aws_backup_plan", "aws_backup_selection")):
+        return Outcome(
+            True,
+            None,
+            "",
+            {"evidence": block.address},
+            (Related(Value(None, block.path, block.span).location, block.address),),
+        )
+    return Outcome(False, None, "", {"searched": "compose services, aws_backup_plan"})
+
+
+def compose_backup_service(project: Project) -> Outcome | None:
+    """The first backup service of any compose view (development ones too), as the answer it
+    gives; None when there is none."""
     for view in project.compose_views:
         for name, svc in view.services.items():
             image = svc.get("image")
@@ -181,15 +209,7 @@ def backup_in_project(
                     {"evidence": f"backup service {name}"},
                     (Related(svc.location, f"backup service {name}"),),
                 )
-    for _, block in project.terraform_resources(("aws_backup_plan", "aws_backup_selection")):
-        return Outcome(
-            True,
-            None,
-            "",
-            {"evidence": block.address},
-            (Related(Value(None, block.path, block.span).location, block.address),),
-        )
-    return Outcome(False, None, "", {"searched": "compose services, aws_backup_plan"})
+    return None
 
 
 def headers_kept(

@@ -865,6 +865,16 @@ _EXTERNAL_POOLER = re.compile(r"pgbouncer|pgpool|odyssey|pgcat|supavisor|proxysq
 
 def _external_pooler(project: Project) -> str | None:
     """A pooler service in compose or an RDS proxy in Terraform: pooling happens outside."""
+    found = project.memo("compose_pooler", lambda: compose_pooler(project))
+    if found is not None:
+        return found
+    for _, block in project.terraform_resources(("aws_db_proxy",)):
+        return block.address
+    return None
+
+
+def compose_pooler(project: Project) -> str | None:
+    """The first pooler service of any compose view, as _external_pooler names it."""
     for view in project.compose_views:
         for name, svc in view.services.items():
             image = svc.get("image")
@@ -872,8 +882,6 @@ def _external_pooler(project: Project) -> str | None:
                 image is not None and _EXTERNAL_POOLER.search(image.as_str() or "")
             ):
                 return f"service {name}"
-    for _, block in project.terraform_resources(("aws_db_proxy",)):
-        return block.address
     return None
 
 

@@ -544,6 +544,15 @@ def _rate_limit_elsewhere(project: Project) -> str | None:
     for _, block in project.terraform_resources(("aws_wafv2_web_acl",)):
         if any(k == "rate_based_statement" for k, _ in _walk_values(block.body)):
             return f"{block.address} has a rate-based rule"
+    found: str | None = project.memo(
+        "compose_rate_limit_label", lambda: compose_rate_limit_label(project)
+    )
+    return found
+
+
+def compose_rate_limit_label(project: Project) -> str | None:
+    """The first compose service with a rate-limit label (a Traefik middleware), as
+    _rate_limit_elsewhere names it."""
     for view in project.compose_views:
         for name, svc in view.services.items():
             labels = svc.get("labels")
