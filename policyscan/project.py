@@ -557,6 +557,10 @@ class Project:
     # Told of each scope's subjects when they are built (terraform_parts.py: where they stand
     # in the whole tree's order).
     observe: Callable[[str, list[Subject]], None] | None = None
+    # When this project holds one part of the tree's other kinds (other_parts.py): the part's
+    # directories, each with a trailing slash. An nginx include that could reach beyond them
+    # raises PartialViewError.
+    part_prefixes: tuple[str, ...] | None = None
 
     def _holds(self, kind: Kind) -> None:
         if self.kinds is not None and kind not in self.kinds:
@@ -686,6 +690,10 @@ class Project:
     def seed(self, answers: dict[Hashable, Any]) -> None:
         """Memo answers worked out elsewhere (for a part: from the whole tree)."""
         self._memo.update(answers)
+
+    def seed_scope(self, scope: str, answers: dict[Hashable, Any]) -> None:
+        """memo_of_scope answers worked out elsewhere."""
+        self._scope_memo.setdefault(scope, {}).update(answers)
 
     def memo_for(self, name: Hashable, obj: object, build: Callable[[], _T]) -> _T:
         """``build()`` for one object (a service, a block, a document), computed once per
@@ -966,6 +974,8 @@ class Project:
             at = pattern.find(ch)
             if at != -1:
                 literal = min(literal, at)
+        if self.part_prefixes is not None and not pattern[:literal].startswith(self.part_prefixes):
+            raise PartialViewError(f"an include of {directive.path} may reach another part")
         if literal < len(pattern):
             # Only paths that start with the pattern's literal part can match (fnmatch's `*`
             # crosses `/`, so not only that directory): a range of the sorted paths, not a

@@ -38,13 +38,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from policyscan import other_parts, suppress
 from policyscan import scan as scanning
-from policyscan import suppress
 from policyscan.cache import ScanCache, Shelf, ShelfWriter, dumps, loads
 from policyscan.model import Artifact, Evidence, Finding, Kind, Problem
 from policyscan.policy import engine
 from policyscan.project import PartialViewError, Project
-from policyscan.terraform_parts import Stand, judge_in_parts, read_first
+from policyscan.terraform_parts import Scopes, Stand, judge_in_parts, read_first
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -265,7 +265,11 @@ def _here(
     artifacts = plan.artifacts
     total = len(artifacts)
     others = [i for i, a in enumerate(artifacts) if a.kind is not Kind.TERRAFORM]
-    mine = [*sorted(here_tf), *others]
+    theirs = set(plan.terraform_rules)
+    rest = [i for i in range(len(plan.rules)) if i not in theirs]
+    in_parts = _other_parts(plan, others, rest)
+    # In parts, this loop parses only the Terraform share; the other kinds come part by part.
+    mine = [*sorted(here_tf), *(others if in_parts is None else ())]
     problems: dict[str, list[Problem]] = {}
     place = {a.path: i for i, a in enumerate(artifacts)}
 
@@ -338,33 +342,50 @@ def _here(
                     inbox.put(None)
         if progress is not None:
             progress(done * total // len(mine), total)
+    judged = None
+    stand: Scopes
+    if in_parts is not None:
+        judged = _judge_parts(plan, in_parts, texts, problems, receive, progress, len(mine))
+        if judged is None:  # a part reached another: the other kinds are judged whole
+            for index in others:
+                doc, text, _, _ = _obtain(plan, index, pickle=False)
+                path = artifacts[index].path
+                problems[path] = list(doc.problems)  # type: ignore[attr-defined]
+                if isinstance(doc, scanning._Failed):
+                    texts.pop(path, None)
+                else:
+                    texts[path] = text
+                    documents[path] = doc
     if lap is not None:
         lap("parse")
 
-    kinds = frozenset(k for k in Kind if k is not Kind.TERRAFORM)
-    project = Project(
-        plan.root,
-        artifacts,
-        documents,
-        kinds=kinds,
-        focus=plan.focus,
-        retained=suppress.scopes_read(texts.values()),
-    )
-    theirs = set(plan.terraform_rules)
-    rest = [i for i in range(len(plan.rules)) if i not in theirs]
-    try:
-        mine_tagged, deferred = engine.judge(plan.rules, project, rest, plan.with_evidence)
-        remote = _receive(receive)
-        if remote is None:
+    if judged is not None:
+        stand, mine_tagged, view_here = judged
+        late: engine._Tagged = ([], [], [])
+    else:
+        kinds = frozenset(k for k in Kind if k is not Kind.TERRAFORM)
+        project = Project(
+            plan.root,
+            artifacts,
+            documents,
+            kinds=kinds,
+            focus=plan.focus,
+            retained=suppress.scopes_read(texts.values()),
+        )
+        try:
+            mine_tagged, deferred = engine.judge(plan.rules, project, rest, plan.with_evidence)
+            remote = _receive(receive)
+            if remote is None:
+                return None
+            project.remote_terraform = remote
+            late, again = engine.judge(plan.rules, project, deferred, plan.with_evidence)
+        except PartialViewError:
+            # A rule (a user's, say: any predicate may serve any scope) reads Terraform other
+            # than through terraform_resources: this tree is scanned the ordinary way.
             return None
-        project.remote_terraform = remote
-        late, again = engine.judge(plan.rules, project, deferred, plan.with_evidence)
-    except PartialViewError:
-        # A rule (a user's, say: any predicate may serve any scope) reads Terraform other than
-        # through terraform_resources: this tree is scanned the ordinary way.
-        return None
-    if again:
-        return None
+        if again:
+            return None
+        stand, view_here = project, project.problems
     done_there = _receive(receive)
     if done_there is None:
         return None
@@ -377,13 +398,76 @@ def _here(
             texts[path] = text
     findings, evidence, rule_problems = engine.merge([mine_tagged, late, tagged])
     return Split(
-        Stand(project, stubs),
+        Stand(stand, stubs),
         findings,
         evidence,
         rule_problems,
         [p for a in artifacts for p in problems.get(a.path, ())],
-        [*project.problems, *view_problems],
+        [*view_here, *view_problems],
     )
+
+
+def _other_parts(
+    plan: _Plan, others: list[int], rules: list[int]
+) -> tuple[list[other_parts.Part], other_parts.Ways] | None:
+    """The parts the other kinds are judged in (other_parts.py), and how each rule is; None
+    when they are judged whole: with the cache (its shelf holds each document as it comes) or
+    a focus (a run that reports on a few files holds little), or where the tree or the rules
+    do not fall into parts."""
+    if plan.sources is not None or plan.focus is not None:
+        return None
+    ways = other_parts.ways(plan.rules, rules)
+    if ways is None:
+        return None
+    parts = other_parts.plan(plan.artifacts, others, scanning.file_size)
+    return None if parts is None else (parts, ways)
+
+
+def _judge_parts(
+    plan: _Plan,
+    in_parts: tuple[list[other_parts.Part], other_parts.Ways],
+    texts: dict[str, str],
+    problems: dict[str, list[Problem]],
+    receive: Connection,
+    progress: Callable[[int, int], None] | None,
+    done: int,
+) -> tuple[other_parts.Stand, engine._Tagged, list[Problem]] | None:
+    """The other kinds read, parsed and judged a part at a time, then the rules that wait for
+    the whole tree once the worker's Terraform resources are here; None where a part reached
+    another (nothing of the parts is kept: the caller judges the other kinds whole)."""
+    parts, ways = in_parts
+    artifacts = plan.artifacts
+    others = [i for part in parts for i in part.indices]
+    judged = other_parts.Parts(plan.rules, ways, plan.root, artifacts, others, plan.with_evidence)
+    total = len(artifacts)
+    count = done + len(others)
+    try:
+        for part in parts:
+            documents: dict[str, object] = {}
+            marked: set[str] = set()
+            for index in part.indices:
+                path = artifacts[index].path
+                doc, text, _, _ = _obtain(plan, index, pickle=False)
+                problems[path] = list(doc.problems)  # type: ignore[attr-defined]
+                if isinstance(doc, scanning._Failed):
+                    texts.pop(path, None)
+                else:
+                    texts[path] = text
+                    documents[path] = doc
+                    if suppress.MARKER in text:
+                        marked.add(path)
+                done += 1
+                if progress is not None:
+                    progress(done * total // count, total)
+            judged.judge(part, documents, frozenset(marked))
+            del documents
+    except PartialViewError:
+        return None
+    remote = _receive(receive)
+    if remote is None:
+        return None
+    tagged = judged.finish(remote)
+    return judged.stand(), tagged, judged.view_problems
 
 
 def _may_wait(plan: _Plan, sources: Sources, path: str) -> bool:

@@ -145,9 +145,21 @@ class _Block:
     last_line: int  # the last line of the block in its own file (0: match by key only)
 
 
-def _extent(node: Any) -> int:
+class Extent:
+    """An nginx block's extent (``extent``), kept in place of its context where the documents
+    are let go before the ignores are read (other_parts.py)."""
+
+    __slots__ = ("last_line",)
+
+    def __init__(self, last_line: int) -> None:
+        self.last_line = last_line
+
+
+def extent(node: Any) -> int:
     """Last line of an nginx block in its own file: a server's locations do not have keys
     that start with the server's key, so a server ignore covers them by lines."""
+    if isinstance(node, Extent):
+        return node.last_line
     directive = getattr(node, "directive", None)
     if directive is None or directive.block is None:
         return 0
@@ -181,7 +193,7 @@ def _blocks(
         for subject in subjects:
             where = (subject.path, subject.span.start_line)
             if where in targets:
-                last = _extent(subject.node) if scope.startswith("nginx.") else 0
+                last = extent(subject.node) if scope.startswith("nginx.") else 0
                 found.setdefault(where, []).append(
                     _Block(subject.path, subject.key, where[1], last)
                 )

@@ -579,9 +579,9 @@ class _Parts:
             findings.extend((move(tag), item) for tag, item in found)
             evidence.extend((move(tag), item) for tag, item in shown)
             problems.extend((move(tag), item) for tag, item in failed)
-        findings.sort(key=engine._tag)
-        evidence.sort(key=engine._tag)
-        problems.sort(key=engine._tag)
+        findings.sort(key=engine.tag_of)
+        evidence.sort(key=engine.tag_of)
+        problems.sort(key=engine.tag_of)
         return Judged(
             (findings, evidence, problems), self.view_problems, self.cross_family, self.stubs
         )
@@ -616,12 +616,16 @@ class _Mover:
         return (r_index, whole[run] + s_index - local[run], k)
 
 
+class Scopes(Protocol):
+    def subjects(self, scope: str) -> list[Subject]: ...
+
+
 class Stand:
     """The project a scan judged in parts leaves for what follows it (inline ignores): the
-    view of the other kinds, and the Terraform subjects, without their facts, where a file has
-    an ignore."""
+    view of the other kinds (or their blocks, other_parts.Stand), and the Terraform subjects,
+    without their facts, where a file has an ignore."""
 
-    def __init__(self, project: Project, terraform: dict[str, list[Subject]]) -> None:
+    def __init__(self, project: Scopes, terraform: dict[str, list[Subject]]) -> None:
         self.project = project
         self.terraform = terraform
 

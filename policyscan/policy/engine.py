@@ -10,7 +10,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from policyscan.model import Evidence, Finding, Location, Problem, Value
@@ -225,7 +225,7 @@ def _union(views: list[list[Problem]]) -> list[Problem]:
     return out
 
 
-def _tag(item: tuple[_Tag, object]) -> _Tag:
+def tag_of(item: tuple[_Tag, object]) -> _Tag:
     return item[0]
 
 
@@ -365,9 +365,9 @@ def judge(
             if not any(rules[i].scope == scope for i in deferred):
                 project.release(scope)
     # In rule order again: each scope's rules came out together.
-    findings.sort(key=_tag)
-    evidence.sort(key=_tag)
-    problems.sort(key=_tag)
+    findings.sort(key=tag_of)
+    evidence.sort(key=tag_of)
+    problems.sort(key=tag_of)
     deferred.sort()
     return (findings, evidence, problems), deferred
 
@@ -376,9 +376,9 @@ def merge(parts: Sequence[_Tagged]) -> tuple[list[Finding], list[Evidence], list
     """The tagged items of several judge() calls, in the order one process makes them."""
     import heapq
 
-    findings = [f for _, f in heapq.merge(*(t[0] for t in parts), key=_tag)]
-    evidence = [e for _, e in heapq.merge(*(t[1] for t in parts), key=_tag)]
-    problems = [p for _, p in heapq.merge(*(t[2] for t in parts), key=_tag)]
+    findings = [f for _, f in heapq.merge(*(t[0] for t in parts), key=tag_of)]
+    evidence = [e for _, e in heapq.merge(*(t[1] for t in parts), key=tag_of)]
+    problems = [p for _, p in heapq.merge(*(t[2] for t in parts), key=tag_of)]
     return _dedupe(findings), evidence, problems
 
 
@@ -466,6 +466,52 @@ def _rule_error(rule: Rule, subject: Subject, exc: Exception) -> Problem:
     )
 
 
+def selected(rule: Rule, project: Project) -> Iterator[tuple[int, Subject, Problem | None]]:
+    """The subjects the rule judges (its candidates that it applies to and its ``where``
+    selects), with their places in the scope; where the ``where`` failed on one, the rule's
+    problem there instead. For a rule whose check waits for the rest of the tree
+    (other_parts.py)."""
+    from policyscan.project import PartialViewError
+
+    kinds, environments, templates = rule.artifacts, rule.environments, rule.templates
+    for s_index, subject in _candidates(rule, project):
+        if (
+            subject.kind not in kinds
+            or subject.environment not in environments
+            or (subject.template and not templates)
+        ):
+            continue
+        if rule.where is not None:
+            try:
+                chosen = rule.where(subject.facts, subject, project)
+            except PartialViewError:
+                raise
+            except Exception as exc:
+                yield s_index, subject, _rule_error(rule, subject, exc)
+                continue
+            if chosen.result is not True:
+                continue
+        yield s_index, subject, None
+
+
+def checked(
+    rule: Rule, subject: Subject, project: Project, with_evidence: bool
+) -> tuple[list[Finding], list[Evidence], Problem | None]:
+    """The rule's check alone, on a subject it selected (``selected``): what it made, or the
+    rule's problem there."""
+    from policyscan.project import PartialViewError
+
+    findings: list[Finding] = []
+    evidence: list[Evidence] | None = [] if with_evidence else None
+    try:
+        _check(rule, subject, project, findings, evidence)
+    except PartialViewError:
+        raise
+    except Exception as exc:
+        return [], [], _rule_error(rule, subject, exc)
+    return findings, evidence or [], None
+
+
 def _evaluate_one(
     rule: Rule,
     subject: Subject,
@@ -478,6 +524,16 @@ def _evaluate_one(
         selected = rule.where(subject.facts, subject, project)
         if selected.result is not True:
             return
+    _check(rule, subject, project, findings, evidence)
+
+
+def _check(
+    rule: Rule,
+    subject: Subject,
+    project: Project,
+    findings: list[Finding],
+    evidence: list[Evidence] | None,
+) -> None:
     outcome = rule.check(subject.facts, subject, project)
     if outcome.result is False:
         if outcome.blame is not None and outcome.blame.path and outcome.attr:

@@ -1613,7 +1613,7 @@ def _setting(text: str, name: str) -> str | None:
     return found[-1] if found else None
 
 
-def _env_mentions(project: Project, needle: re.Pattern[str]) -> Related | None:
+def env_mentions(project: Project, needle: re.Pattern[str]) -> Related | None:
     """An env entry (any env file or compose environment) naming or containing ``needle``.
     Computed once per project and pattern: every database service asks the same question."""
 
@@ -1636,7 +1636,7 @@ def _env_mentions(project: Project, needle: re.Pattern[str]) -> Related | None:
     return project.memo(("compose_env_mentions", needle.pattern), build)
 
 
-_CLIENT_TIMEOUT = re.compile(r"statement[_-]?timeout|query[_-]?timeout", re.IGNORECASE)
+CLIENT_TIMEOUT = re.compile(r"statement[_-]?timeout|query[_-]?timeout", re.IGNORECASE)
 
 
 def postgres_setting(
@@ -1670,7 +1670,7 @@ def postgres_setting(
             return Outcome(False, None, "", {"found": f"{setting}={current} (disabled)"})
         return TRUE
     if args.get("client_ok"):
-        related = _env_mentions(project, _CLIENT_TIMEOUT)
+        related = env_mentions(project, CLIENT_TIMEOUT)
         if related is not None:
             return Outcome(
                 True, details={"evidence": "client-side statement timeout"}, related=(related,)

@@ -159,12 +159,12 @@ class _Builder:
 def compose_builders(project: Project, dockerfile: str) -> list[_Builder]:
     """The non-development compose services built from this Dockerfile (indexed once per
     project: every Dockerfile asks)."""
-    return project.memo("compose_builders", lambda: _builders_by_dockerfile(project)).get(
+    return project.memo("compose_builders", lambda: builders_by_dockerfile(project)).get(
         dockerfile, []
     )
 
 
-def _builders_by_dockerfile(project: Project) -> dict[str, list[_Builder]]:
+def builders_by_dockerfile(project: Project) -> dict[str, list[_Builder]]:
     out: dict[str, list[_Builder]] = {}
     seen: set[tuple[str, str, str]] = set()
     for view in project.compose_views:

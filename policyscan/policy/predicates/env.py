@@ -695,6 +695,20 @@ def _env_files_for(project: Project, view: ComposeView) -> list[EnvDocument]:
     """Env files that can feed a view's interpolation: every env file in its directory (``.env``
     is read by compose, others through ``--env-file``; a template lists what the deployment
     sets) and the files its services name in ``env_file``."""
+    wanted = env_file_targets(view)
+    by_dir = _env_docs_by_dir(project)
+    out = list(by_dir.get(view.directory, []))
+    for wanted_path in sorted(wanted):
+        out.extend(
+            d
+            for d in by_dir.get(posixpath.dirname(wanted_path), [])
+            if d.artifact.path == wanted_path and d not in out
+        )
+    return out
+
+
+def env_file_targets(view: ComposeView) -> set[str]:
+    """The paths the view's services name in ``env_file``, from the root."""
     wanted: set[str] = set()
     for svc in view.services.values():
         env_file = svc.get("env_file")
@@ -706,15 +720,7 @@ def _env_files_for(project: Project, view: ComposeView) -> list[EnvDocument]:
             text = node.as_str() if node is not None else None
             if text:
                 wanted.add(posixpath.normpath(posixpath.join(view.directory, text)))
-    by_dir = _env_docs_by_dir(project)
-    out = list(by_dir.get(view.directory, []))
-    for wanted_path in sorted(wanted):
-        out.extend(
-            d
-            for d in by_dir.get(posixpath.dirname(wanted_path), [])
-            if d.artifact.path == wanted_path and d not in out
-        )
-    return out
+    return wanted
 
 
 def compose_variable_defined(
@@ -754,7 +760,7 @@ ERROR_TRACKERS = re.compile(
 )
 
 
-def _tracker_variables(project: Project) -> list[Subject]:
+def tracker_variables(project: Project) -> list[Subject]:
     """Error-tracker variables of env files and non-development compose services, found once
     per project (every env file asks)."""
     return project.memo(
@@ -813,12 +819,12 @@ def error_tracking_configured(
 
 
 def _first_related_tracker(project: Project, directory: str) -> Subject | None:
-    """The first tracker variable (in _tracker_variables' order) in ``directory``, above it or
+    """The first tracker variable (in tracker_variables' order) in ``directory``, above it or
     below it: a root compose file configures the services whose env files sit below it, while
     sibling services of a monorepo are unrelated. Looked up by the directory's ancestors and in
     an index of what lies below each directory, built once: a walk over every tracker for every
     env file was quadratic."""
-    trackers = _tracker_variables(project)
+    trackers = tracker_variables(project)
 
     def build() -> tuple[dict[str, int], dict[str, int]]:
         first_in: dict[str, int] = {}  # directory -> first tracker there

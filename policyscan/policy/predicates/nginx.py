@@ -561,7 +561,7 @@ def compose_rate_limit_label(project: Project) -> str | None:
     return None
 
 
-def _rate_limit_other(project: Project) -> str | None:
+def rate_limit_other(project: Project) -> str | None:
     """Whether some server uses limit_req ("used") or, before one does, may through an unread
     include ("hidden"). The asking server is among them, but only when it has no limit_req."""
     for server in _servers(project):
@@ -589,7 +589,7 @@ def rate_limited(
     elsewhere = project.memo("nginx_rate_limit_elsewhere", lambda: _rate_limit_elsewhere(project))
     if elsewhere:
         return Outcome(True, details={"evidence": elsewhere})
-    other = project.memo("nginx_rate_limit_other", lambda: _rate_limit_other(project))
+    other = project.memo("nginx_rate_limit_other", lambda: rate_limit_other(project))
     if other == "used":
         return Outcome(None, details={"evidence": "limit_req is used by another server"})
     if other == "hidden":
