@@ -446,11 +446,16 @@ class Parts:
                     self.problems.append(((r_index, where, 0), problem))
                 elif r_index in self.ways.once:
                     # The servers that declare the setting, and the part's first that does
-                    # not: only the first part's speaks for the tree. Their contexts are read.
+                    # not: only the first part's speaks for the tree. A server with limit_req
+                    # of its own is judged here; the others wait, with their contexts.
                     if _speaks_for_all(rule, project, subject):
                         if r_index in self.once_taken:
                             continue
                         self.once_taken.add(r_index)
+                    elif nginx_predicates.rate_limited_alone(subject):
+                        checked = engine.checked(rule, subject, project, self.with_evidence)
+                        self._made(r_index, where, checked)
+                        continue
                     self.waiting.append((r_index, where, subject))
                 elif (
                     r_index in self.ways.reuse

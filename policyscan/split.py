@@ -305,6 +305,7 @@ def _here(
             continue
         # With the cache, each document's own pickle is the cache's entry too.
         doc, text, blob, kept = _obtain(plan, index, pickle=terraform and plan.sources is not None)
+        plan.read.pop(index, None)  # read before the fork for the worker; here, once is all
         problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
         if isinstance(doc, scanning._Failed):
             texts.pop(artifact.path, None)

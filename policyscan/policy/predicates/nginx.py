@@ -573,6 +573,17 @@ def rate_limit_other(project: Project) -> str | None:
     return None
 
 
+def _own_limit_req(ctx: NginxContext) -> Directive | None:
+    return next((d for d in _walk(ctx.directive) if d.name == "limit_req"), None)
+
+
+def rate_limited_alone(subject: Subject) -> bool:
+    """Whether rate_limited answers for this server from the server alone (it has limit_req
+    itself), asking nothing of the rest of the tree."""
+    ctx = _ctx(subject)
+    return ctx is None or _own_limit_req(ctx) is not None
+
+
 def rate_limited(
     value: Value, subject: Subject, project: Project, args: Mapping[str, Any]
 ) -> Outcome:
@@ -581,7 +592,7 @@ def rate_limited(
     ctx = _ctx(subject)
     if ctx is None:
         return TRUE
-    own = next((d for d in _walk(ctx.directive) if d.name == "limit_req"), None)
+    own = _own_limit_req(ctx)
     if own is not None:
         return Outcome(True, details={"evidence": "limit_req " + " ".join(own.args)})
     # Both answers are about the whole project: asked per server, they made a tree without
