@@ -346,17 +346,13 @@ def _here(
     judged = None
     stand: Scopes
     if in_parts is not None:
-        judged = _judge_parts(plan, in_parts, texts, problems, receive, progress, len(mine))
+        stored: set[str] = set()
+        judged = _judge_parts(plan, in_parts, texts, problems, receive, progress, len(mine), stored)
         if judged is None:  # a part reached another: the other kinds are judged whole
             for index in others:
-                doc, text, _, _ = _obtain(plan, index, pickle=False)
-                path = artifacts[index].path
-                problems[path] = list(doc.problems)  # type: ignore[attr-defined]
-                if isinstance(doc, scanning._Failed):
-                    texts.pop(path, None)
-                else:
-                    texts[path] = text
-                    documents[path] = doc
+                doc = _other(plan, index, texts, problems, stored)
+                if doc is not None:
+                    documents[artifacts[index].path] = doc
     if lap is not None:
         lap("parse")
 
@@ -408,14 +404,37 @@ def _here(
     )
 
 
+def _other(
+    plan: _Plan,
+    index: int,
+    texts: dict[str, str],
+    problems: dict[str, list[Problem]],
+    stored: set[str],
+) -> object | None:
+    """A document of the other kinds, read and parsed or loaded, with its text and problems
+    kept and (with the cache) its entry given to the shelf once (``stored``); None when it
+    failed."""
+    doc, text, blob, kept = _obtain(plan, index, pickle=False)
+    path = plan.artifacts[index].path
+    problems[path] = list(doc.problems)  # type: ignore[attr-defined]
+    if isinstance(doc, scanning._Failed):
+        texts.pop(path, None)
+        return None
+    texts[path] = text
+    if blob is not None and plan.sources is not None and path not in stored:
+        stored.add(path)
+        plan.sources.writer.take(path, plan.sources.keys[path], None if kept else blob, blob)
+    return doc
+
+
 def _other_parts(
     plan: _Plan, others: list[int], rules: list[int]
 ) -> tuple[list[other_parts.Part], other_parts.Ways] | None:
     """The parts the other kinds are judged in (other_parts.py), and how each rule is; None
-    when they are judged whole: with the cache (its shelf holds each document as it comes) or
-    a focus (a run that reports on a few files holds little), or where the tree or the rules
-    do not fall into parts."""
-    if plan.sources is not None or plan.focus is not None:
+    when they are judged whole: with a focus (a run that reports on a few files leaves the
+    others' documents in the cache, _may_wait), or where the tree or the rules do not fall
+    into parts."""
+    if plan.focus is not None:
         return None
     ways = other_parts.ways(plan.rules, rules)
     if ways is None:
@@ -432,6 +451,7 @@ def _judge_parts(
     receive: Connection,
     progress: Callable[[int, int], None] | None,
     done: int,
+    stored: set[str],
 ) -> tuple[other_parts.Stand, engine._Tagged, list[Problem]] | None:
     """The other kinds read, parsed and judged a part at a time, then the rules that wait for
     the whole tree once the worker's Terraform resources are here; None where a part reached
@@ -448,14 +468,10 @@ def _judge_parts(
             marked: set[str] = set()
             for index in part.indices:
                 path = artifacts[index].path
-                doc, text, _, _ = _obtain(plan, index, pickle=False)
-                problems[path] = list(doc.problems)  # type: ignore[attr-defined]
-                if isinstance(doc, scanning._Failed):
-                    texts.pop(path, None)
-                else:
-                    texts[path] = text
+                doc = _other(plan, index, texts, problems, stored)
+                if doc is not None:
                     documents[path] = doc
-                    if suppress.MARKER in text:
+                    if suppress.MARKER in texts[path]:
                         marked.add(path)
                 done += 1
                 if progress is not None:
