@@ -347,7 +347,9 @@ def _here(
     stand: Scopes
     if in_parts is not None:
         stored: set[str] = set()
-        judged = _judge_parts(plan, in_parts, texts, problems, receive, progress, len(mine), stored)
+        judged = _judge_parts(
+            plan, in_parts, texts, problems, receive, progress, len(mine), stored, lap
+        )
         if judged is None:  # a part reached another: the other kinds are judged whole
             for index in others:
                 doc = _other(plan, index, texts, problems, stored)
@@ -452,6 +454,7 @@ def _judge_parts(
     progress: Callable[[int, int], None] | None,
     done: int,
     stored: set[str],
+    lap: Callable[[str], None] | None,
 ) -> tuple[other_parts.Stand, engine._Tagged, list[Problem]] | None:
     """The other kinds read, parsed and judged a part at a time, then the rules that wait for
     the whole tree once the worker's Terraform resources are here; None where a part reached
@@ -476,8 +479,12 @@ def _judge_parts(
                 done += 1
                 if progress is not None:
                     progress(done * total // count, total)
+            if lap is not None:
+                lap("parse")
             judged.judge(part, documents, frozenset(marked))
             del documents
+            if lap is not None:
+                lap("rules")  # parsing and judging take turns, a part at a time
     except PartialViewError:
         return None
     remote = _receive(receive)
