@@ -317,9 +317,16 @@ class Parts:
         self.blocks: dict[str, list[tuple[int, Subject]]] = {}
         self.number = 0
 
-    def judge(self, part: Part, documents: dict[str, Any], marked: frozenset[str]) -> None:
+    def judge(
+        self,
+        part: Part,
+        documents: dict[str, Any],
+        marked: frozenset[str],
+        timings: dict[str, float] | None = None,
+    ) -> None:
         """Judge one part, its documents given (by path); ``marked``: its files with an inline
-        ignore. Raises PartialViewError where the part reaches another."""
+        ignore; ``timings`` as engine.judge takes them. Raises PartialViewError where the part
+        reaches another."""
         number = self.number
         self.number += 1
         paths = frozenset(self.artifacts[i].path for i in part.indices)
@@ -361,7 +368,9 @@ class Parts:
 
         self._wide(project, place, stub)
         self._waiting(project, place, stub, places)
-        tagged, deferred = engine.judge(self.rules, project, self.ways.local, self.with_evidence)
+        tagged, deferred = engine.judge(
+            self.rules, project, self.ways.local, self.with_evidence, timings=timings
+        )
         if deferred:
             raise PartialViewError("a rule of the other kinds read Terraform")
         self._keep(tagged, places)

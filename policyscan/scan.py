@@ -243,6 +243,12 @@ class _Clock:
             self.timings[phase] = self.timings.get(phase, 0.0) + now - self.last
         self.last = now
 
+    def timings_move(self, source: str, target: str, seconds: float) -> None:
+        """Count ``seconds`` of a lap of ``source`` as ``target``'s (work done in turns)."""
+        if self.timings is not None:
+            self.timings[source] = self.timings.get(source, 0.0) - seconds
+            self.timings[target] = self.timings.get(target, 0.0) + seconds
+
 
 def scan(rules: Sequence[Rule], options: ScanOptions) -> ScanResult:
     root = options.root or common_root(options.paths)
@@ -548,30 +554,35 @@ def _in_parts(
     documents: dict[str, object] = {}
     others = 0.0  # seconds parsing the other kinds
 
+    def other(artifact: Artifact) -> object | None:
+        """A document of the other kinds, with its text and problems kept; None: it failed."""
+        started = time.perf_counter() if per_kind else 0.0
+        if cached is None:
+            doc, text = parse_artifact(artifact, max_bytes)
+        elif artifact.path in cached.failed:
+            doc, text = _Failed(artifact, [cached.failed[artifact.path]]), ""
+        else:
+            text = texts[artifact.path]
+            doc = obtain(artifact, text)
+        if per_kind:
+            _add_kind_time(clock, artifact, time.perf_counter() - started)
+        problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
+        tick()
+        if isinstance(doc, _Failed):
+            texts.pop(artifact.path, None)
+            return None
+        texts[artifact.path] = text
+        return doc
+
     def parse_others() -> None:
         nonlocal others
         begun = time.perf_counter()
         # nginx last: its documents go first (below), and what is freed together comes back.
         for artifact in sorted(artifacts, key=lambda a: a.kind is Kind.NGINX):
-            if artifact.kind is Kind.TERRAFORM:
-                continue
-            started = time.perf_counter() if per_kind else 0.0
-            if cached is None:
-                doc, text = parse_artifact(artifact, max_bytes)
-            elif artifact.path in cached.failed:
-                doc, text = _Failed(artifact, [cached.failed[artifact.path]]), ""
-            else:
-                text = texts[artifact.path]
-                doc = obtain(artifact, text)
-            if per_kind:
-                _add_kind_time(clock, artifact, time.perf_counter() - started)
-            problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
-            if not isinstance(doc, _Failed):
-                documents[artifact.path] = doc
-                texts[artifact.path] = text
-            else:
-                texts.pop(artifact.path, None)
-            tick()
+            if artifact.kind is not Kind.TERRAFORM:
+                doc = other(artifact)
+                if doc is not None:
+                    documents[artifact.path] = doc
         others = time.perf_counter() - begun
 
     def report(paths: list[str]) -> tuple[dict[str, list[Problem]], dict[str, _Taken]]:
@@ -626,6 +637,27 @@ def _in_parts(
         in_parts = time.perf_counter() - started - others
     except PartialViewError:
         return None
+    if helpers is None and options.only is None:
+        # The other kinds a part at a time too, where the tree falls into parts.
+        by_parts = _other_parts(
+            rules, rest, artifacts, root, options, other, texts, timings, judged.cross_family
+        )
+        if by_parts is not None:
+            judging, (stand, mine, view_problems) = by_parts
+            clock.lap("parse")
+            clock.timings_move("parse", "rules", judging)
+            texts.update(kept)
+            findings, evidence, rule_problems = engine.merge([judged.tagged, mine])
+            clock.lap("rules")
+            _retime(clock, timings, in_parts)
+            parse_problems = [p for a in artifacts for p in problems.get(a.path, ())]
+            return Stand(stand, judged.stubs), _Evaluated(
+                parse_problems,
+                findings,
+                evidence,
+                rule_problems,
+                [*view_problems, *judged.view_problems],
+            )
     if helpers is None:
         parse_others()
     clock.lap("parse")
@@ -656,20 +688,69 @@ def _in_parts(
     texts.update(kept)
     findings, evidence, rule_problems = engine.merge([judged.tagged, tagged, later])
     clock.lap("rules")
-    if clock.timings is not None and timings is not None:
-        # The "parse" lap holds the Terraform parts whole: what was not parsing there (the
-        # view and the rules) moves to "rules", and the view from there to "project".
-        parsing = timings.pop("parse.terraform", 0.0)
-        view = timings.pop("project", 0.0)
-        clock.timings["parse.terraform"] = clock.timings.get("parse.terraform", 0.0) + parsing
-        clock.timings["parse"] -= in_parts - parsing
-        clock.timings["rules"] += in_parts - parsing - view
-        clock.timings["project"] = clock.timings.get("project", 0.0) + view
-        clock.timings.update(timings)
+    _retime(clock, timings, in_parts)
     parse_problems = [p for a in artifacts for p in problems.get(a.path, ())]
     view_problems = [*project.problems, *judged.view_problems]
     stand = Stand(project, judged.stubs)
     return stand, _Evaluated(parse_problems, findings, evidence, rule_problems, view_problems)
+
+
+def _retime(clock: _Clock, timings: dict[str, float] | None, in_parts: float) -> None:
+    """The "parse" lap holds the Terraform parts whole: what was not parsing there (the view
+    and the rules) moves to "rules", and the view from there to "project"."""
+    if clock.timings is None or timings is None:
+        return
+    parsing = timings.pop("parse.terraform", 0.0)
+    view = timings.pop("project", 0.0)
+    clock.timings["parse.terraform"] = clock.timings.get("parse.terraform", 0.0) + parsing
+    clock.timings_move("parse", "rules", in_parts - parsing)
+    clock.timings_move("rules", "project", view)
+    clock.timings.update(timings)
+
+
+def _other_parts(
+    rules: Sequence[Rule],
+    rest: list[int],
+    artifacts: list[Artifact],
+    root: str,
+    options: ScanOptions,
+    other: Callable[[Artifact], object | None],
+    texts: dict[str, str],
+    timings: dict[str, float] | None,
+    terraform: Any,
+) -> tuple[float, tuple[Any, Any, list[Problem]]] | None:
+    """In one process, once the Terraform parts are judged: the other kinds' rules judged a
+    part of the tree at a time (other_parts.py), ``other`` giving each document (its text then
+    in ``texts``) and ``terraform`` the resources they read; the seconds spent judging, and the
+    other kinds' blocks for inline ignores, what the rules made and the view's problems. None
+    where the tree or the rules do not fall into parts, or a part reached another (the caller
+    then scans the ordinary way)."""
+    from policyscan import other_parts, suppress
+    from policyscan.project import PartialViewError
+
+    ways = other_parts.ways(rules, rest)
+    others = [i for i, a in enumerate(artifacts) if a.kind is not Kind.TERRAFORM]
+    planned = None if ways is None else other_parts.plan(artifacts, others, file_size)
+    if ways is None or planned is None:
+        return None
+    parts = other_parts.Parts(rules, ways, root, artifacts, others, options.evidence)
+    judging = 0.0
+    try:
+        for part in planned:
+            documents: dict[str, object] = {}
+            marked: set[str] = set()
+            for index in part.indices:
+                doc = other(artifacts[index])
+                if doc is not None:
+                    documents[artifacts[index].path] = doc
+                    if suppress.MARKER in texts[artifacts[index].path]:
+                        marked.add(artifacts[index].path)
+            started = time.perf_counter()
+            parts.judge(part, documents, frozenset(marked), timings)
+            judging += time.perf_counter() - started
+    except PartialViewError:
+        return None
+    return judging, (parts.stand(), parts.finish(terraform), parts.view_problems)
 
 
 def _evaluate(

@@ -360,7 +360,9 @@ def judge(
             del findings[made[0] :], evidence[made[1] :], problems[made[2] :]
             deferred.append(r_index)
         if timings is not None:
-            timings[f"rule {rule.id}"] = time.perf_counter() - started
+            # Added to: a tree judged in parts judges each rule once a part.
+            name = f"rule {rule.id}"
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
         for scope in done.get(position, ()):
             if not any(rules[i].scope == scope for i in deferred):
                 project.release(scope)
