@@ -639,9 +639,12 @@ def _in_parts(
         return None
     if helpers is None and options.only is None:
         # The other kinds a part at a time too, where the tree falls into parts.
-        by_parts = _other_parts(
-            rules, rest, artifacts, root, options, other, texts, timings, judged.cross_family
-        )
+        try:
+            by_parts = _other_parts(
+                rules, rest, artifacts, root, options, other, texts, timings, judged.cross_family
+            )
+        except PartialViewError:
+            return None  # a part reached another (its documents are parsed: start again)
         if by_parts is not None:
             judging, (stand, mine, view_problems) = by_parts
             clock.lap("parse")
@@ -723,10 +726,9 @@ def _other_parts(
     part of the tree at a time (other_parts.py), ``other`` giving each document (its text then
     in ``texts``) and ``terraform`` the resources they read; the seconds spent judging, and the
     other kinds' blocks for inline ignores, what the rules made and the view's problems. None
-    where the tree or the rules do not fall into parts, or a part reached another (the caller
-    then scans the ordinary way)."""
+    where the tree or the rules do not fall into parts; PartialViewError where a part reached
+    another."""
     from policyscan import other_parts, suppress
-    from policyscan.project import PartialViewError
 
     ways = other_parts.ways(rules, rest)
     others = [i for i, a in enumerate(artifacts) if a.kind is not Kind.TERRAFORM]
@@ -735,21 +737,18 @@ def _other_parts(
         return None
     parts = other_parts.Parts(rules, ways, root, artifacts, others, options.evidence)
     judging = 0.0
-    try:
-        for part in planned:
-            documents: dict[str, object] = {}
-            marked: set[str] = set()
-            for index in part.indices:
-                doc = other(artifacts[index])
-                if doc is not None:
-                    documents[artifacts[index].path] = doc
-                    if suppress.MARKER in texts[artifacts[index].path]:
-                        marked.add(artifacts[index].path)
-            started = time.perf_counter()
-            parts.judge(part, documents, frozenset(marked), timings)
-            judging += time.perf_counter() - started
-    except PartialViewError:
-        return None
+    for part in planned:
+        documents: dict[str, object] = {}
+        marked: set[str] = set()
+        for index in part.indices:
+            doc = other(artifacts[index])
+            if doc is not None:
+                documents[artifacts[index].path] = doc
+                if suppress.MARKER in texts[artifacts[index].path]:
+                    marked.add(artifacts[index].path)
+        started = time.perf_counter()
+        parts.judge(part, documents, frozenset(marked), timings)
+        judging += time.perf_counter() - started
     return judging, (parts.stand(), parts.finish(terraform), parts.view_problems)
 
 

@@ -18,6 +18,7 @@ from policyscan import split as split_module
 from policyscan.model import Artifact, Environment, Kind
 from policyscan.parsers.compose import ComposeDocument
 from policyscan.plan import Settings, make_plan
+from policyscan.project import PartialViewError
 from tests.conftest import FIXTURES, generate_monorepo, record_returns, write_tree
 from tests.conftest import assert_same_result as _assert_same
 from tests.conftest import scan_tree as _scan
@@ -106,22 +107,45 @@ services:
 @pytest.fixture
 def in_parts(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Split even a small tree, each group a part of its own; the list gets what each judging
-    in parts returned (None: it fell back to the whole)."""
+    in parts returned, in two processes and in one (None: it fell back to the whole)."""
     monkeypatch.setattr(scan_module, "_jobs_for", lambda jobs, files: jobs)
     monkeypatch.setattr(other_parts, "PART_BYTES", 1)
-    return record_returns(monkeypatch, split_module, "_judge_parts")
+    returned = record_returns(monkeypatch, split_module, "_judge_parts")
+    real = scan_module._other_parts
+
+    def one_process(*args: Any) -> Any:
+        try:
+            returned.append(real(*args))
+        except PartialViewError:
+            returned.append(None)  # a part reached another: the scan starts again, whole
+            raise
+        return returned[-1]
+
+    monkeypatch.setattr(scan_module, "_other_parts", one_process)
+    return returned
 
 
-def _whole_and_parts(root: Path) -> tuple[Any, Any]:
-    whole = _scan(root, jobs=1, cache=False, evidence=True)
-    parts = _scan(root, jobs=2, cache=False, evidence=True)
-    return whole, parts
+def _whole(root: Path, **options: Any) -> Any:
+    """The other kinds judged whole, as before other_parts.py."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(other_parts, "plan", lambda *args: None)
+        return _scan(root, jobs=1, cache=False, **options)
+
+
+def _whole_and_parts(root: Path, in_parts: list[Any], evidence: bool = True) -> tuple[Any, Any]:
+    """Judged whole, then in parts by one process and by two (which must agree)."""
+    whole = _whole(root, evidence=evidence)
+    in_parts.clear()  # what the whole judging recorded: nothing in parts
+    one = _scan(root, jobs=1, cache=False, evidence=evidence)
+    two = _scan(root, jobs=2, cache=False, evidence=evidence)
+    _assert_same(one, two)
+    return whole, two
 
 
 def test_answers_that_cross_parts_are_the_whole_trees(tmp_path: Path, in_parts: list[Any]) -> None:
     root = write_tree(tmp_path, CROSSING)
-    whole, parts = _whole_and_parts(root)
-    assert len(in_parts) == 1 and in_parts[0] is not None  # judged in four parts
+    whole, parts = _whole_and_parts(root, in_parts)
+    assert len(in_parts) == 2 and None not in in_parts  # five parts, in one process and two
     _assert_same(whole, parts)
     found = {(f.rule_id, f.location.path, f.location.span.start_line) for f in parts.findings}
     # The secret of group a is group b's too, and the other way round.
@@ -169,9 +193,9 @@ def test_fixtures_and_a_generated_tree_in_parts(
         shutil.copytree(FIXTURES / name, tmp_path / "shops" / name)
     generate_monorepo(tmp_path / "generated", 12, 7, 0.3)
     for root in (tmp_path / "shops", tmp_path / "generated"):
-        whole = _scan(root, jobs=1, cache=False, evidence=evidence)
-        parts = _scan(root, jobs=2, cache=False, evidence=evidence)
-        assert in_parts[-1] is not None
+        whole, parts = _whole_and_parts(root, in_parts, evidence)
+        assert len(in_parts) == 2 and None not in in_parts
+        in_parts.clear()
         _assert_same(whole, parts)
         assert parts.findings
 
@@ -187,8 +211,8 @@ def test_inline_ignores_in_parts(tmp_path: Path, in_parts: list[Any]) -> None:
         "  server {\n    listen 443 ssl;",
     )
     root = write_tree(tmp_path, files)
-    whole, parts = _whole_and_parts(root)
-    assert in_parts[0] is not None
+    whole, parts = _whole_and_parts(root, in_parts)
+    assert len(in_parts) == 2 and None not in in_parts
     _assert_same(whole, parts)
     silenced = {(f.rule_id, f.location.path) for f in parts.findings if f.suppressed}
     assert silenced == {
@@ -220,8 +244,8 @@ def test_a_part_that_reaches_another_is_judged_whole(
     tmp_path: Path, in_parts: list[Any], reach: dict[str, str]
 ) -> None:
     root = write_tree(tmp_path, {**CROSSING, **reach})
-    whole, parts = _whole_and_parts(root)
-    assert in_parts == [None]
+    whole, parts = _whole_and_parts(root, in_parts)
+    assert in_parts == [None, None]
     _assert_same(whole, parts)
 
 
@@ -238,10 +262,12 @@ def test_each_part_lets_the_last_ones_documents_go(
         real(self, part, *args)
 
     monkeypatch.setattr(other_parts.Parts, "judge", judge)
-    _scan(root, jobs=2, cache=False)
-    assert in_parts[0] is not None and len(held) == 12
-    # Each part's own compose files, parsed before it is judged, and none of the others'.
-    assert max(held) <= 3 < sum(held)
+    for jobs in (1, 2):
+        held.clear()
+        _scan(root, jobs=jobs, cache=False)
+        assert in_parts[-1] is not None and len(held) == 12
+        # Each part's own compose files, parsed before it is judged, and none of the others'.
+        assert max(held) <= 3 < sum(held)
 
 
 def _artifacts(*paths: str) -> list[Artifact]:
