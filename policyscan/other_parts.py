@@ -100,6 +100,8 @@ def plan(
 
 def _branching(paths: Sequence[str]) -> int | None:
     """How many directories down the files first part ways, each file below that."""
+    if not paths:
+        return None
     depth = 0
     while True:
         heads = set()

@@ -287,6 +287,7 @@ def _artifacts(*paths: str) -> list[Artifact]:
         (["docker-compose.yml", "a/.env", "b/.env"], None),
         (["s/.env", "s/a/.env", "s/b/.env"], None),
         (["s/a/.env", "s/a/b/.env"], None),
+        ([], None),  # nothing of the other kinds
         # The view of a-b comes before the view of a/x, the files of a/ before those of a-b/.
         (["a/docker-compose.yml", "a-b/docker-compose.yml"], None),
         (["a/x/docker-compose.yml", "a-b/docker-compose.yml"], [("a-b/",), ("a/",)]),
