@@ -398,15 +398,7 @@ class Parts:
         places: dict[str, list[int]],
         into: engine._Tagged | None = None,
     ) -> None:
-        findings, evidence, problems = (
-            into
-            if into is not None
-            else (
-                self.findings,
-                self.evidence,
-                self.problems,
-            )
-        )
+        findings, evidence, problems = into or (self.findings, self.evidence, self.problems)
         findings.extend((self._retag(t, places), f) for t, f in tagged[0])
         evidence.extend((self._retag(t, places), e) for t, e in tagged[1])
         problems.extend((self._retag(t, places), p) for t, p in tagged[2])

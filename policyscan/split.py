@@ -270,6 +270,7 @@ def _here(
     in_parts = _other_parts(plan, others, rest)
     # In parts, this loop parses only the Terraform share; the other kinds come part by part.
     mine = [*sorted(here_tf), *(others if in_parts is None else ())]
+    count = len(mine) + (len(others) if in_parts is not None else 0)  # for progress
     problems: dict[str, list[Problem]] = {}
     place = {a.path: i for i, a in enumerate(artifacts)}
 
@@ -301,7 +302,7 @@ def _here(
             texts[artifact.path] = sources.texts[artifact.path]
             documents.wait(artifact.path)
             if progress is not None:
-                progress(done * total // len(mine), total)
+                progress(done * total // count, total)
             continue
         # With the cache, each document's own pickle is the cache's entry too.
         doc, text, blob, kept = _obtain(plan, index, pickle=terraform and plan.sources is not None)
@@ -342,7 +343,7 @@ def _here(
                     # writes another: this one, never read, lets the last chunk go.
                     inbox.put(None)
         if progress is not None:
-            progress(done * total // len(mine), total)
+            progress(done * total // count, total)
     judged = None
     stand: Scopes
     if in_parts is not None:

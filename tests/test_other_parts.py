@@ -359,3 +359,15 @@ def test_the_built_in_rules_are_judged_in_parts(tmp_path: Path) -> None:
 )
 def test_a_users_rule_that_asks_the_whole_tree_otherwise(tmp_path: Path, conditions: str) -> None:
     assert _ways_of(tmp_path, _MINE.format(scope="compose.service", conditions=conditions)) is None
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_progress_in_parts_only_goes_forward(
+    tmp_path: Path, in_parts: list[Any], jobs: int
+) -> None:
+    root = write_tree(tmp_path, CROSSING)
+    told: list[tuple[int, int]] = []
+    _scan(root, jobs=jobs, cache=False, progress=lambda done, total: told.append((done, total)))
+    assert in_parts and in_parts[-1] is not None
+    done = [d for d, _ in told]
+    assert done == sorted(done) and told[-1] == (len(CROSSING), len(CROSSING))
