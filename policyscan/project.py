@@ -112,8 +112,8 @@ class Facts(Value):
 
 class Later:
     """A nested fact made each time it is read, from what the document holds already: an nginx
-    context's headers, arguments and directive names made some 80,000 values of their own, held
-    for as long as the scope was, and most of them never read."""
+    context's headers, arguments and directive names made some 80,000 values of their own at
+    10,322 files, held for as long as the scope was, whether a rule read them or not."""
 
     __slots__ = ("make", "source")
 
