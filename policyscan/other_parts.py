@@ -369,7 +369,7 @@ class Parts:
             return made
 
         self._wide(project, place, stub)
-        self._waiting(project, place, stub, places)
+        self._waiting(project, stub, places)
         tagged, deferred = engine.judge(
             self.rules, project, self.ways.local, self.with_evidence, timings=timings
         )
@@ -436,7 +436,6 @@ class Parts:
     def _waiting(
         self,
         project: Project,
-        place: Callable[[str, Subject], int],
         stub: Callable[[Subject], Subject],
         places: dict[str, list[int]],
     ) -> None:

@@ -637,6 +637,7 @@ def _in_parts(
         in_parts = time.perf_counter() - started - others
     except PartialViewError:
         return None
+    by_parts = None
     if helpers is None and options.only is None:
         # The other kinds a part at a time too, where the tree falls into parts.
         try:
@@ -645,57 +646,52 @@ def _in_parts(
             )
         except PartialViewError:
             return None  # a part reached another (its documents are parsed: start again)
-        if by_parts is not None:
-            judging, (stand, mine, view_problems) = by_parts
-            clock.lap("parse")
-            clock.timings_move("parse", "rules", judging)
-            texts.update(kept)
-            findings, evidence, rule_problems = engine.merge([judged.tagged, mine])
-            clock.lap("rules")
-            _retime(clock, timings, in_parts)
-            parse_problems = [p for a in artifacts for p in problems.get(a.path, ())]
-            return Stand(stand, judged.stubs), _Evaluated(
-                parse_problems,
-                findings,
-                evidence,
-                rule_problems,
-                [*view_problems, *judged.view_problems],
-            )
-    if helpers is None:
-        parse_others()
-    clock.lap("parse")
-    project = Project(
-        root,
-        artifacts,
-        documents,
-        kinds=frozenset(k for k in Kind if k is not Kind.TERRAFORM),
-        focus=options.only,
-        retained=suppress.scopes_read([*texts.values(), *kept.values()]),
-        remote_terraform=judged.cross_family,
-    )
-    # The rules that read nginx first: its documents can then go before the largest scopes
-    # (variables, compose services, env files) are built.
-    reading = READ_BY[Kind.NGINX]
-    first = [i for i in rest if rules[i].scope in reading]
-    then = [i for i in rest if rules[i].scope not in reading]
-    try:
-        tagged, deferred = engine.judge(rules, project, first, options.evidence, timings=timings)
-        project.let_go(Kind.NGINX)
-        later, deferred_later = engine.judge(
-            rules, project, then, options.evidence, timings=timings
+    scopes: Any
+    if by_parts is not None:
+        judging, (scopes, mine, view_here) = by_parts
+        clock.lap("parse")
+        clock.timings_move("parse", "rules", judging)
+        here = [mine]
+    else:
+        if helpers is None:
+            parse_others()
+        clock.lap("parse")
+        project = Project(
+            root,
+            artifacts,
+            documents,
+            kinds=frozenset(k for k in Kind if k is not Kind.TERRAFORM),
+            focus=options.only,
+            retained=suppress.scopes_read([*texts.values(), *kept.values()]),
+            remote_terraform=judged.cross_family,
         )
-    except PartialViewError:
-        return None
-    if deferred or deferred_later:  # cannot be: the Terraform resources are all here
-        return None
+        # The rules that read nginx first: its documents can then go before the largest
+        # scopes (variables, compose services, env files) are built.
+        reading = READ_BY[Kind.NGINX]
+        first = [i for i in rest if rules[i].scope in reading]
+        then = [i for i in rest if rules[i].scope not in reading]
+        try:
+            tagged, deferred = engine.judge(
+                rules, project, first, options.evidence, timings=timings
+            )
+            project.let_go(Kind.NGINX)
+            later, deferred_later = engine.judge(
+                rules, project, then, options.evidence, timings=timings
+            )
+        except PartialViewError:
+            return None
+        if deferred or deferred_later:  # cannot be: the Terraform resources are all here
+            return None
+        scopes, here, view_here = project, [tagged, later], project.problems
     texts.update(kept)
-    findings, evidence, rule_problems = engine.merge([judged.tagged, tagged, later])
+    findings, evidence, rule_problems = engine.merge([judged.tagged, *here])
     clock.lap("rules")
     _retime(clock, timings, in_parts)
     parse_problems = [p for a in artifacts for p in problems.get(a.path, ())]
-    view_problems = [*project.problems, *judged.view_problems]
-    stand = Stand(project, judged.stubs)
-    return stand, _Evaluated(parse_problems, findings, evidence, rule_problems, view_problems)
+    view_problems = [*view_here, *judged.view_problems]
+    return Stand(scopes, judged.stubs), _Evaluated(
+        parse_problems, findings, evidence, rule_problems, view_problems
+    )
 
 
 def _retime(clock: _Clock, timings: dict[str, float] | None, in_parts: float) -> None:

@@ -294,18 +294,23 @@ def _here(
     if not here_tf:
         inbox.put((sent, None, True))
     sources = plan.sources
+    stored: set[str] = set()  # the other kinds' shelf entries given
     for done, index in enumerate(mine, 1):
         artifact = artifacts[index]
-        terraform = artifact.kind is Kind.TERRAFORM
-        if not terraform and sources is not None and _may_wait(plan, sources, artifact.path):
-            sources.writer.keep(artifact.path, sources.keys[artifact.path])
-            texts[artifact.path] = sources.texts[artifact.path]
-            documents.wait(artifact.path)
+        if artifact.kind is not Kind.TERRAFORM:
+            if sources is not None and _may_wait(plan, sources, artifact.path):
+                sources.writer.keep(artifact.path, sources.keys[artifact.path])
+                texts[artifact.path] = sources.texts[artifact.path]
+                documents.wait(artifact.path)
+            else:
+                other = _other(plan, index, texts, problems, stored)
+                if other is not None:
+                    documents[artifact.path] = other
             if progress is not None:
                 progress(done * total // count, total)
             continue
         # With the cache, each document's own pickle is the cache's entry too.
-        doc, text, blob, kept = _obtain(plan, index, pickle=terraform and plan.sources is not None)
+        doc, text, blob, _ = _obtain(plan, index, pickle=plan.sources is not None)
         plan.read.pop(index, None)  # read before the fork for the worker; here, once is all
         problems[artifact.path] = list(doc.problems)  # type: ignore[attr-defined]
         if isinstance(doc, scanning._Failed):
@@ -313,41 +318,31 @@ def _here(
         else:
             # A Terraform text is wanted here only for its ignore comments: the worker makes
             # the snippets of its findings.
-            if not terraform or suppress.MARKER in text:
+            if suppress.MARKER in text:
                 texts[artifact.path] = text
             elif plan.sources is not None:
                 _drop_text(plan.sources, texts, artifact.path)
-            if blob is not None and plan.sources is not None and not terraform:
-                # The other kinds' shelf, as each document comes (the worker's is the
-                # Terraform one).
-                key = plan.sources.keys[artifact.path]
-                plan.sources.writer.take(artifact.path, key, None if kept else blob, blob)
-            if terraform:
-                sent.append((index, blob))
-                chunk += len(text)
-                if plan.sources is None:
-                    share.append(doc)
-            else:
-                documents[artifact.path] = doc
-        if terraform:
-            left -= 1
-            if chunk >= SHARE_CHUNK_BYTES or not left:
-                # Sent a chunk at a time, each let go once sent, rather than the whole share
-                # held until the last of it was parsed: 3-4 MB less of this process's largest
-                # at 10,000 files, and the worker starts on it sooner. Written by the queue's
-                # own thread: this process goes on.
-                inbox.put((sent, _together(share) if share else None, not left))
-                sent, share, chunk = [], [], 0  # the thread's now
-                if not left:
-                    # The queue's thread keeps the last message it wrote (pickled) until it
-                    # writes another: this one, never read, lets the last chunk go.
-                    inbox.put(None)
+            sent.append((index, blob))
+            chunk += len(text)
+            if plan.sources is None:
+                share.append(doc)
+        left -= 1
+        if chunk >= SHARE_CHUNK_BYTES or not left:
+            # Sent a chunk at a time, each let go once sent, rather than the whole share
+            # held until the last of it was parsed: 3-4 MB less of this process's largest
+            # at 10,000 files, and the worker starts on it sooner. Written by the queue's
+            # own thread: this process goes on.
+            inbox.put((sent, _together(share) if share else None, not left))
+            sent, share, chunk = [], [], 0  # the thread's now
+            if not left:
+                # The queue's thread keeps the last message it wrote (pickled) until it
+                # writes another: this one, never read, lets the last chunk go.
+                inbox.put(None)
         if progress is not None:
             progress(done * total // count, total)
     judged = None
     stand: Scopes
     if in_parts is not None:
-        stored: set[str] = set()
         judged = _judge_parts(
             plan, in_parts, texts, problems, receive, progress, len(mine), stored, lap
         )
